@@ -1,0 +1,5 @@
+"""`python -m mirror` runs the command-line interface."""
+
+from mirror.cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""The `mirror.yaml` settings, validated once at load (pydantic); defaults live here.
+
+    version: 1
+    source: mcr.microsoft.com              # registry, or oci:PATH
+    target: oci:./mirror-store             # registry, or oci:PATH
+    repositories: [azureiotedge-agent, azureiotedge-hub]
+    policy: policies/iotedge-runtime.yaml  # which tags are mirrored, and how (default: shipped)
+    lines: ["1.6"]                         # runtime lines to mirror (default: the release feed's)
+    concurrency: 8
+    registries:                            # per-registry settings, keyed by host[:port]
+      registry.example.com:
+        insecure: true                     # allow plain http to a non-loopback host
+        ca_bundle: /etc/ssl/my-ca.pem
+        username: mirror
+        password_env: MIRROR_REGISTRY_PASSWORD
+
+Secrets are never stored in the file: a password is named by the environment
+variable that holds it, and read (as a `SecretStr`) only when a registry is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from mirror.errors import ConfigError
+from mirror.reference import validate_repository
+from mirror.versions import Line
+from mirror.yamlfile import load_model
+
+DEFAULT_SOURCE = "mcr.microsoft.com"
+DEFAULT_TARGET = "oci:./mirror-store"
+DEFAULT_REPOSITORIES = ("azureiotedge-agent", "azureiotedge-hub")
+CONFIG_FILE = "mirror.yaml"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegistrySettings(Settings):
+    """How to reach and authenticate to one registry."""
+
+    insecure: bool = False
+    ca_bundle: Path | None = None
+    username: str | None = None
+    password_env: str | None = Field(
+        default=None, description="environment variable holding the password or token"
+    )
+
+    def password(self, environ: dict[str, str] | None = None) -> SecretStr | None:
+        if self.password_env is None:
+            return None
+        env = os.environ if environ is None else environ
+        value = env.get(self.password_env)
+        if value is None:
+            raise ConfigError(f"environment variable {self.password_env} is not set")
+        return SecretStr(value)
+
+
+class Config(Settings):
+    version: Literal[1] = 1
+    source: str = DEFAULT_SOURCE
+    target: str = DEFAULT_TARGET
+    repositories: tuple[str, ...] = DEFAULT_REPOSITORIES
+    policy: Path | None = None
+    lines: tuple[str, ...] | None = None
+    concurrency: int = Field(default=8, ge=1, le=64)
+    registries: dict[str, RegistrySettings] = Field(default_factory=dict)
+
+    @field_validator("lines")
+    @classmethod
+    def _lines(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            for line in value:
+                Line.parse(line)
+        return value
+
+    @field_validator("repositories")
+    @classmethod
+    def _repositories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one repository")
+        for name in value:
+            validate_repository(name)
+        return value
+
+    def registry(self, host: str) -> RegistrySettings:
+        """Settings for `host` (exact `host[:port]` key), or the defaults."""
+        return self.registries.get(host.lower(), RegistrySettings())
+
+
+def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
+    """`path` if given, else `mirror.yaml` in the working directory if present, else defaults."""
+    if path is None:
+        candidate = (cwd or Path.cwd()) / CONFIG_FILE
+        if not candidate.exists():
+            return Config()
+        path = candidate
+    return load_model(path, Config, what="config")

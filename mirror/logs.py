@@ -1,0 +1,76 @@
+"""Structured log lines: one line per event, `logfmt` (key=value) or JSON, on stderr.
+
+    log.info("tag.written", repository="azureiotedge-agent", tag="1.5.3")
+    -> time=2026-11-26T04:40:00Z level=info event=tag.written repository=... tag=1.5.3
+
+Built on the standard library's logging; fields are passed as `extra` and rendered
+by `LineFormatter`. Nothing that could hold a secret is ever given to a log call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+_LOGGER = "mirror"
+_FIELDS = "fields"
+
+
+class EventLogger:
+    """`logger.info("event.name", key=value, ...)`."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._logger.info(event, extra={_FIELDS: fields})
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._logger.warning(event, extra={_FIELDS: fields})
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._logger.error(event, extra={_FIELDS: fields})
+
+
+def get_logger() -> EventLogger:
+    return EventLogger(logging.getLogger(_LOGGER))
+
+
+class LineFormatter(logging.Formatter):
+    def __init__(self, fmt: str = "logfmt") -> None:
+        super().__init__()
+        self.json = fmt == "json"
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        fields: dict[str, Any] = {
+            "time": stamp,
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+            **getattr(record, _FIELDS, {}),
+        }
+        if self.json:
+            return json.dumps(fields, default=str)
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+
+
+def _logfmt_value(value: Any) -> str:
+    text = "" if value is None else str(value)
+    if text and not any(c in text for c in ' "=\\') and text.isprintable():
+        return text
+    return json.dumps(text)
+
+
+def configure(fmt: str = "logfmt", stream: TextIO | None = None, level: int = logging.INFO) -> None:
+    """Send mirror's events to `stream` (stderr) in `fmt`; idempotent."""
+    logger = logging.getLogger(_LOGGER)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(LineFormatter(fmt))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False

@@ -1,0 +1,279 @@
+"""Planning a sync, as pure functions returning steps with reasons.
+
+Two stages, both free of I/O:
+
+* `plan_tags`: from what each registry says a tag points at (and the policy's
+  verdicts), decide per tag `create` / `update` / `skip` / `hold`, and why.
+* `plan_content`: from the manifests of the tags to write, list what the target needs
+  in the order that keeps it consistent: blobs (each digest once per repository,
+  mounted across repositories), child manifests by digest, then each tag last.
+
+`mirror plan` prints the first; `mirror sync` executes the second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from mirror.manifest import Descriptor, Manifest
+from mirror.policy import Action, OnRebuild, decide
+from mirror.versions import TagKind, parse_tag
+
+Needs = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What one tag points at in the source and in the target (None: absent)."""
+
+    repository: str
+    tag: str
+    source: Descriptor | None
+    target: Descriptor | None
+
+
+@dataclass(frozen=True, slots=True)
+class TagStep:
+    """The decision for one tag, with the reason a user reads in `mirror plan`.
+
+    `drift` marks a specific tag that upstream moved after it was mirrored.
+    """
+
+    repository: str
+    tag: str
+    action: Action
+    reason: str
+    source_digest: str | None = None
+    target_digest: str | None = None
+    kind: str | None = None
+    drift: bool = False
+
+    @property
+    def pending(self) -> bool:
+        """True when the sync will write this tag."""
+        return self.action in (Action.CREATE, Action.UPDATE)
+
+
+@dataclass(frozen=True, slots=True)
+class Governance:
+    """How mirrored tags may change: the policy's choices and the run's flags."""
+
+    on_rebuild: Mapping[str, OnRebuild] = field(default_factory=dict)
+    allow_backwards: bool = False
+    today: date | None = None
+
+
+def plan_tags(
+    observed: Iterable[Observed],
+    governance: Governance | None = None,
+    mirrored: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[TagStep]:
+    """One decision per observed tag (plus derived tags for rebuilds), sorted.
+
+    Specific tags are never overwritten and rolling tags only move forward (see
+    `policy.decide`); tags of neither kind are copied when they differ. `mirrored`
+    maps repository -> target tag -> digest for target tags beyond the observed ones
+    (earlier derived tags), so a rebuild is mirrored under a derived tag only once.
+    """
+    governance = governance or Governance()
+    by_repository: dict[str, list[Observed]] = {}
+    for item in observed:
+        by_repository.setdefault(item.repository, []).append(item)
+    steps: list[TagStep] = []
+    for repository, items in by_repository.items():
+        upstream = {o.tag: o.source.digest for o in items if o.source is not None}
+        target = dict((mirrored or {}).get(repository, {}))
+        target.update({o.tag: o.target.digest for o in items if o.target is not None})
+        for item in items:
+            steps += _decide(item, upstream, target, governance)
+    return sorted(steps, key=lambda step: (step.repository, step.tag))
+
+
+def _decide(
+    item: Observed,
+    upstream: Mapping[str, str],
+    target: Mapping[str, str],
+    governance: Governance,
+) -> list[TagStep]:
+    source_digest = item.source.digest if item.source else None
+    target_digest = item.target.digest if item.target else None
+    tag = parse_tag(item.tag)
+    step = TagStep(
+        item.repository, item.tag, Action.SKIP, "", source_digest, target_digest, tag.kind.value
+    )
+    if source_digest is None:
+        return [replace(step, reason="skip: no longer in the source")]
+    if tag.kind is TagKind.OTHER:
+        return [_decide_plain(step)]
+    decision = decide(
+        tag,
+        source_digest,
+        target_digest,
+        upstream,
+        allow_backwards=governance.allow_backwards,
+        on_rebuild=governance.on_rebuild.get(item.repository, OnRebuild.HOLD),
+        today=governance.today,
+        target_tags=target,
+    )
+    steps = [replace(step, action=decision.action, reason=decision.reason, drift=decision.drift)]
+    if decision.derived_tag is not None:
+        reason = f"create: rebuilt {item.tag} mirrored as {decision.derived_tag}"
+        steps.append(
+            TagStep(item.repository, decision.derived_tag, Action.CREATE, reason, source_digest)
+        )
+    return steps
+
+
+def _decide_plain(step: TagStep) -> TagStep:
+    """Tags outside the version grammar: create when absent, update when moved."""
+    if step.target_digest is None:
+        return replace(step, action=Action.CREATE, reason="create: new tag")
+    if step.target_digest == step.source_digest:
+        return replace(step, action=Action.SKIP, reason="skip: up to date")
+    assert step.source_digest is not None
+    reason = f"update: {_short(step.target_digest)} -> {_short(step.source_digest)}"
+    return replace(step, action=Action.UPDATE, reason=reason)
+
+
+def _short(digest: str) -> str:
+    return digest.partition(":")[2][:12]
+
+
+# -- content -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlobCopy:
+    """A blob the target repository needs. `mount_from` names a repository of the
+    target that will hold it first (so it is uploaded once, then mounted)."""
+
+    repository: str
+    descriptor: Descriptor
+    reason: str
+    mount_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestCopy:
+    """A manifest pushed by digest once everything it references is in place."""
+
+    repository: str
+    manifest: Manifest
+    reason: str
+    needs_manifests: tuple[str, ...] = ()
+    needs_blobs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TagWrite:
+    """The last step for a tag: push the top manifest under the tag."""
+
+    repository: str
+    tag: str
+    manifest: Manifest
+    needs_manifests: tuple[str, ...] = ()
+    needs_blobs: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class ContentPlan:
+    blobs: list[BlobCopy] = field(default_factory=list)
+    manifests: list[ManifestCopy] = field(default_factory=list)
+    tags: list[TagWrite] = field(default_factory=list)
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(blob.descriptor.size for blob in self.blobs if blob.mount_from is None)
+
+
+def plan_content(
+    steps: Sequence[TagStep],
+    manifests: Mapping[tuple[str, str], Manifest],
+    present: Iterable[tuple[str, str]] = (),
+) -> ContentPlan:
+    """Everything the pending `steps` need, blobs before manifests before tags.
+
+    `manifests` maps (repository, digest) to every manifest reachable from the
+    pending tags (indexes and their children); `present` lists (repository, digest)
+    of manifests the target is known to hold already (another tag points at them),
+    whose content is therefore not planned again.
+    """
+    plan = ContentPlan()
+    have = set(present)
+    needs_of: dict[tuple[str, str], Needs] = {}
+    planned_blobs: set[tuple[str, str]] = set()
+    first: dict[str, str] = {}
+    for step in steps:
+        if not step.pending or step.source_digest is None:
+            continue
+        top = manifests[(step.repository, step.source_digest)]
+        needs = _plan_manifest(plan, step, top, manifests, have, needs_of, planned_blobs, first)
+        plan.tags.append(
+            TagWrite(step.repository, step.tag, top, needs_manifests=needs[0], needs_blobs=needs[1])
+        )
+    plan.blobs.sort(key=lambda blob: (blob.mount_from is not None, -blob.descriptor.size))
+    return plan
+
+
+def _plan_manifest(
+    plan: ContentPlan,
+    step: TagStep,
+    manifest: Manifest,
+    manifests: Mapping[tuple[str, str], Manifest],
+    have: set[tuple[str, str]],
+    needs_of: dict[tuple[str, str], Needs],
+    planned_blobs: set[tuple[str, str]],
+    first: dict[str, str],
+) -> Needs:
+    """Plan `manifest`'s content; return the (manifests, blobs) its push waits for.
+
+    `have` holds what is present or already planned, `needs_of` what a planned
+    manifest waits for, `first` the repository each blob digest goes to first.
+    """
+    repository = step.repository
+    key = (repository, manifest.digest)
+    if key in have:
+        return needs_of.get(key, ((), ()))
+    have.add(key)
+    child_digests: list[str] = []
+    for child in manifest.children():
+        child_manifest = manifests[(repository, child.digest)]
+        needs = _plan_manifest(
+            plan, step, child_manifest, manifests, have, needs_of, planned_blobs, first
+        )
+        reason = _child_reason(step, child)
+        plan.manifests.append(
+            ManifestCopy(
+                repository, child_manifest, reason, needs_manifests=needs[0], needs_blobs=needs[1]
+            )
+        )
+        child_digests.append(child.digest)
+    blob_digests: list[str] = []
+    config = _config_digest(manifest)
+    for blob in manifest.blobs():
+        blob_digests.append(blob.digest)
+        if (repository, blob.digest) in planned_blobs:
+            continue
+        planned_blobs.add((repository, blob.digest))
+        owner = first.setdefault(blob.digest, repository)
+        mount_from = owner if owner != repository else None
+        role = "config" if blob.digest == config else "layer"
+        reason = f"{role} of {repository}:{step.tag}"
+        plan.blobs.append(BlobCopy(repository, blob, reason, mount_from))
+    needs = (tuple(child_digests), tuple(blob_digests))
+    needs_of[key] = needs
+    return needs
+
+
+def _child_reason(step: TagStep, child: Descriptor) -> str:
+    platform = str(child.platform) if child.platform else "manifest"
+    if child.is_attestation:
+        platform = "attestation"
+    return f"{platform} of {step.repository}:{step.tag}"
+
+
+def _config_digest(manifest: Manifest) -> str | None:
+    config = manifest.document.get("config")
+    return str(config.get("digest")) if isinstance(config, dict) else None

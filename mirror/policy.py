@@ -1,0 +1,544 @@
+"""Tag policies: which upstream tags to mirror, and how mirrored tags may change.
+
+A policy is a YAML file in `policies/` (format in `policies/README.md`), validated at
+load: regexes and version ranges are compiled then, and a malformed file raises one
+`ConfigError` naming the file, the line and the key. Everything else here is pure:
+- `evaluate` gives each upstream tag of a repository a `Verdict` (selected or skipped,
+  its class, the reason);
+- `decide` tells the sync what to do with one selected tag once the digests are known:
+  a specific tag already mirrored is never overwritten (an upstream rebuild is held,
+  reported as drift, and optionally mirrored under a derived tag), a rolling tag only
+  moves forward, to the newest specific version of its line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic.types import StrictBool, StrictInt
+
+from mirror.errors import ConfigError
+from mirror.reference import validate_repository, validate_tag
+from mirror.releases import ReleaseFeed, embedded_feed
+from mirror.versions import Line, Tag, TagKind, Version, VersionRange, parse_tag
+from mirror.yamlfile import Location, located, parse_model, read_text, read_yaml
+
+DEFAULT_POLICY = Path(__file__).parent / "policies" / "iotedge-runtime.yaml"
+REBUILD_MARK = "-rebuild-"
+_REBUILD_TAG = re.compile(r"(?P<tag>.+)-rebuild-(?P<day>[0-9]{8})(?:-(?P<n>[2-9]|[1-9][0-9]+))?")
+
+
+class OnRebuild(StrEnum):
+    """What to do when upstream moves a specific tag that is already mirrored."""
+
+    HOLD = "hold"
+    MIRROR_AS_DERIVED_TAG = "mirror-as-derived-tag"
+
+
+# --- the policy model ---------------------------------------------------------------
+
+
+def _string(value: object, what: str) -> str:
+    """`value` if it is a string; pydantic reports a ValueError (not a TypeError)."""
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"must be {what} (a string)")
+
+
+def _repository(value: object) -> str:
+    return validate_repository(_string(value, "a repository name"))
+
+
+def _regex(value: object) -> re.Pattern[str]:
+    pattern = _string(value, "a regular expression")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression {pattern!r}: {exc}") from None
+
+
+def _range(value: object) -> VersionRange | None:
+    if value is None:
+        return None
+    return VersionRange.parse(_string(value, "a version range such as '>=1.5,<1.7'"))
+
+
+def _lines(value: object) -> frozenset[Line] | None:
+    if value is None or value == "feed":
+        return None
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be 'feed' or a list of lines such as ['1.5', '1.6']")
+    return frozenset(Line.parse(_string(line, "a line such as '1.5'")) for line in value)
+
+
+Repository = Annotated[str, PlainValidator(_repository)]
+Regex = Annotated[re.Pattern[str], PlainValidator(_regex)]
+
+
+class Rule(BaseModel):
+    """How the tags of some repositories are selected and treated."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repositories: tuple[Repository, ...] = Field(min_length=1)
+    lines: Annotated[frozenset[Line] | None, PlainValidator(_lines)] = None
+    versions: Annotated[VersionRange | None, PlainValidator(_range)] = None
+    kinds: tuple[Literal["specific", "rolling"], ...] = Field(
+        default=("specific", "rolling"), min_length=1
+    )
+    prereleases: StrictBool = False
+    per_architecture: StrictBool = False
+    keep_newest: StrictInt | None = Field(default=None, ge=1)
+    allow: tuple[Regex, ...] = ()
+    deny: tuple[Regex, ...] = ()
+    on_rebuild: OnRebuild = OnRebuild.HOLD
+
+
+class Policy(BaseModel):
+    """A policy file: a format version, a description and its rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1]
+    description: str = ""
+    rules: tuple[Rule, ...] = Field(min_length=1)
+
+    def rule_for(self, repository: str) -> Rule | None:
+        """The rule that governs `repository`, if any."""
+        return next((rule for rule in self.rules if repository in rule.repositories), None)
+
+    @property
+    def repositories(self) -> tuple[str, ...]:
+        """Every repository the policy governs, in the order the rules name them."""
+        return tuple(repo for rule in self.rules for repo in rule.repositories)
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate one policy file; raise `ConfigError` naming file, line and key."""
+    return parse_policy(read_text(path, "policy"), str(path))
+
+
+def load_policies(directory: Path) -> dict[str, Policy]:
+    """Every `*.yaml` policy in `directory`, by file name without the extension."""
+    return {path.stem: load_policy(path) for path in sorted(directory.glob("*.yaml"))}
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    """Validate the YAML text of a policy; `source` names it in error messages."""
+    return _checked(parse_model(text, source, Policy, what="policy", empty_ok=False), source, text)
+
+
+def _checked(policy: Policy, source: str, text: str) -> Policy:
+    problem = _overlap(policy)
+    if problem is not None:
+        root, _ = read_yaml(text, source)
+        raise located(source, root, *problem)
+    return policy
+
+
+def _overlap(policy: Policy) -> tuple[Location, str] | None:
+    """A repository governed by two rules, as (location, problem)."""
+    owner: dict[str, int] = {}
+    for index, rule in enumerate(policy.rules):
+        for position, repository in enumerate(rule.repositories):
+            if repository in owner:
+                where = ("rules", index, "repositories", position)
+                return where, f"{repository} is already governed by rules[{owner[repository]}]"
+            owner[repository] = index
+    return None
+
+
+def parse_lines(text: str) -> frozenset[Line]:
+    """A comma-separated list of lines (`1.5,1.6`), as a setting overriding the feed."""
+    try:
+        return frozenset(Line.parse(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+# --- evaluation ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether one upstream tag is mirrored, and why.
+
+    `kind` is the tag's class: `specific` (immutable), `rolling` (moves forward) or
+    `other`; `parsed` is the tag as the grammar reads it.
+    """
+
+    tag: str
+    selected: bool
+    reason: str
+    kind: TagKind
+    parsed: Tag
+
+    @classmethod
+    def of(cls, tag: Tag, selected: bool, reason: str) -> Verdict:
+        return cls(tag.text, selected, reason, tag.kind, tag)
+
+
+Check = Callable[[Rule, Tag, frozenset[Line]], str | None]
+
+
+def _structure(_rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
+    if tag.is_latest:
+        return "latest is not mirrored"
+    if not tag.recognised:
+        return "unrecognised tag"
+    if tag.debug:
+        return "debug image"
+    return None
+
+
+def _patterns(rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
+    denied = next((p for p in rule.deny if p.fullmatch(tag.text)), None)
+    if denied is not None:
+        return f"denied by {denied.pattern!r}"
+    if rule.allow and not any(p.fullmatch(tag.text) for p in rule.allow):
+        return "matches no allow pattern"
+    return None
+
+
+def _kind(rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
+    if tag.kind.value not in rule.kinds:
+        return f"{tag.kind} tags are not mirrored"
+    return None
+
+
+def _variant(rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
+    if tag.prerelease and not rule.prereleases:
+        return "pre-release"
+    if tag.per_arch and not rule.per_architecture:
+        return "per-architecture tag"
+    return None
+
+
+def _range_check(rule: Rule, tag: Tag, lines: frozenset[Line]) -> str | None:
+    if tag.line not in lines:
+        return f"line {tag.line} out of range"
+    if rule.versions is not None and not rule.versions.admits(tag):
+        shown = tag.version or f"line {tag.line}"
+        return f"{shown} outside versions {rule.versions}"
+    return None
+
+
+_CHECKS: tuple[Check, ...] = (_structure, _patterns, _kind, _variant, _range_check)
+
+
+def evaluate(
+    policy: Policy,
+    repository: str,
+    tags: Iterable[str],
+    *,
+    lines: Iterable[Line] | None = None,
+    feed: ReleaseFeed | None = None,
+) -> tuple[Verdict, ...]:
+    """A verdict for each upstream tag of `repository`, in IoT Edge version order.
+
+    The lines mirrored are `lines` if given (a setting), else the rule's `lines`, else
+    the lines `feed` (default: the embedded copy) lists as current for the repository.
+    """
+    parsed = sorted({parse_tag(text) for text in tags}, key=lambda tag: tag.sort_key)
+    rule = policy.rule_for(repository)
+    if rule is None:
+        reason = f"skip: no policy rule for {repository}"
+        return tuple(Verdict.of(tag, False, reason) for tag in parsed)
+    current = resolve_lines(rule, repository, lines=lines, feed=feed)
+    verdicts = [_screen(rule, tag, current) for tag in parsed]
+    return tuple(_keep_newest(rule, verdicts))
+
+
+def resolve_lines(
+    rule: Rule,
+    repository: str,
+    *,
+    lines: Iterable[Line] | None = None,
+    feed: ReleaseFeed | None = None,
+) -> frozenset[Line]:
+    """The lines to mirror for `repository`: the setting, the rule's, or the feed's."""
+    if lines is not None:
+        return frozenset(lines)
+    if rule.lines is not None:
+        return rule.lines
+    current = (feed or embedded_feed()).current_lines(repository)
+    if not current:
+        raise ConfigError(
+            f"the release feed lists no current line for {repository}; set `lines` in its rule"
+        )
+    return current
+
+
+def _screen(rule: Rule, tag: Tag, lines: frozenset[Line]) -> Verdict:
+    for check in _CHECKS:
+        reason = check(rule, tag, lines)
+        if reason is not None:
+            return Verdict.of(tag, False, f"skip: {reason}")
+    return Verdict.of(tag, True, f"select: {tag.kind}")
+
+
+def _keep_newest(rule: Rule, verdicts: list[Verdict]) -> list[Verdict]:
+    if rule.keep_newest is None:
+        return verdicts
+    kept = _newest_versions(verdicts, rule.keep_newest)
+    return [_drop_if_older(verdict, kept, rule.keep_newest) for verdict in verdicts]
+
+
+def _newest_versions(verdicts: list[Verdict], count: int) -> frozenset[Version]:
+    per_line: dict[Line, set[Version]] = {}
+    for verdict in verdicts:
+        version = verdict.parsed.version
+        if verdict.selected and version is not None:
+            per_line.setdefault(version.line, set()).add(version)
+    return frozenset(v for versions in per_line.values() for v in sorted(versions)[-count:])
+
+
+def _drop_if_older(verdict: Verdict, kept: frozenset[Version], count: int) -> Verdict:
+    version = verdict.parsed.version
+    if not verdict.selected or version is None or version in kept:
+        return verdict
+    reason = f"skip: older than the newest {count} of line {version.line}"
+    return Verdict.of(verdict.parsed, False, reason)
+
+
+def selected(verdicts: Iterable[Verdict]) -> tuple[Verdict, ...]:
+    """The verdicts that select their tag."""
+    return tuple(verdict for verdict in verdicts if verdict.selected)
+
+
+# --- decisions once the digests are known -------------------------------------------
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    SKIP = "skip"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the sync does with one selected tag.
+
+    `drift` marks a specific tag whose upstream content changed after it was mirrored:
+    the sync records and reports it. `derived_tag` names the tag under which the new
+    upstream content is to be mirrored, when the policy asks for that.
+    """
+
+    tag: str
+    action: Action
+    reason: str
+    derived_tag: str | None = None
+    drift: bool = False
+
+
+def decide(
+    tag: Tag | str,
+    source_digest: str,
+    target_digest: str | None,
+    upstream: Mapping[str, str],
+    *,
+    allow_backwards: bool = False,
+    on_rebuild: OnRebuild = OnRebuild.HOLD,
+    today: date | None = None,
+    target_tags: Mapping[str, str] | None = None,
+) -> Decision:
+    """Decide for a selected tag from its upstream and mirrored digests.
+
+    `upstream` maps every upstream tag of the repository to its digest, `target_tags`
+    the mirror's tags to theirs (used to recognise content mirrored before); `today`
+    dates a derived tag and is needed only with `mirror-as-derived-tag`. The tag's class
+    comes from the tag grammar.
+    """
+    tag = parse_tag(tag) if isinstance(tag, str) else tag
+    mirrored = target_tags or {}
+    if tag.kind is TagKind.SPECIFIC:
+        return decide_specific(
+            tag.text,
+            source_digest,
+            target_digest,
+            on_rebuild=on_rebuild,
+            today=today,
+            target_tags=mirrored,
+        )
+    if tag.kind is TagKind.ROLLING:
+        return decide_rolling(
+            tag,
+            source_digest,
+            target_digest,
+            upstream,
+            allow_backwards=allow_backwards,
+            target_tags=mirrored,
+        )
+    raise ValueError(f"{tag} is neither a specific nor a rolling tag")
+
+
+def decide_specific(
+    tag: str,
+    source_digest: str,
+    target_digest: str | None,
+    *,
+    on_rebuild: OnRebuild = OnRebuild.HOLD,
+    today: date | None = None,
+    target_tags: Mapping[str, str] | None = None,
+) -> Decision:
+    """A specific tag is created once and never overwritten; a rebuild is drift."""
+    if target_digest is None:
+        return Decision(tag, Action.CREATE, "create: specific")
+    if target_digest == source_digest:
+        return Decision(tag, Action.SKIP, "skip: up to date")
+    reason = f"hold: upstream rebuilt specific tag {tag}"
+    if on_rebuild is OnRebuild.HOLD:
+        return Decision(tag, Action.HOLD, reason, drift=True)
+    mirrored = target_tags or {}
+    earlier = _derived_with(tag, source_digest, mirrored)
+    if earlier is not None:
+        return Decision(tag, Action.HOLD, f"{reason} (mirrored as {earlier})", drift=True)
+    if today is None:
+        raise ValueError("a derived tag needs the date (today)")
+    derived = derived_tag(tag, today, taken=mirrored)
+    return Decision(tag, Action.HOLD, f"{reason} (new content as {derived})", derived, True)
+
+
+def derived_tag(tag: str, day: date, taken: Iterable[str] = ()) -> str:
+    """`1.5.3-rebuild-20260901`, with `-2`, `-3`... if that name is already `taken`."""
+    base = f"{tag}{REBUILD_MARK}{day:%Y%m%d}"
+    names, candidate, counter = set(taken), base, 1
+    while candidate in names:
+        counter += 1
+        candidate = f"{base}-{counter}"
+    return validate_tag(candidate)
+
+
+def rebuilt_from(tag: str) -> tuple[str, date] | None:
+    """For a derived tag (`1.5.3-rebuild-20260901`), the original tag and the date."""
+    match = _REBUILD_TAG.fullmatch(tag)
+    if match is None:
+        return None
+    try:
+        day = date(int(match["day"][:4]), int(match["day"][4:6]), int(match["day"][6:]))
+    except ValueError:
+        return None
+    return match["tag"], day
+
+
+def _derived_with(tag: str, digest: str, mirrored: Mapping[str, str]) -> str | None:
+    for name, held in sorted(mirrored.items()):
+        origin = rebuilt_from(name)
+        if origin is not None and origin[0] == tag and held == digest:
+            return name
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Specific:
+    version: Version
+    text: str
+    digest: str
+
+
+def decide_rolling(
+    tag: Tag,
+    source_digest: str,
+    target_digest: str | None,
+    upstream: Mapping[str, str],
+    *,
+    allow_backwards: bool = False,
+    target_tags: Mapping[str, str] | None = None,
+) -> Decision:
+    """A rolling tag moves only to the newest specific version of its line.
+
+    `allow_backwards` lets it follow upstream to any specific version of its line,
+    older ones included.
+    """
+    family = _family(tag, upstream)
+    if not family:
+        reason = f"hold: no specific tag of line {tag.line} upstream for rolling {tag}"
+        return Decision(tag.text, Action.HOLD, reason)
+    moving_to = _holding(source_digest, family)
+    if moving_to is None:
+        reason = f"hold: rolling {tag} points to content no specific tag of line {tag.line} has"
+        return Decision(tag.text, Action.HOLD, reason)
+    if target_digest == source_digest:
+        return Decision(tag.text, Action.SKIP, "skip: up to date")
+    known = family + _family(tag, target_tags or {})
+    current = _holding(target_digest, known) if target_digest is not None else None
+    return _move(
+        tag,
+        moving_to,
+        family[-1],
+        current,
+        new=target_digest is None,
+        allow_backwards=allow_backwards,
+    )
+
+
+def _move(
+    tag: Tag,
+    moving_to: _Specific,
+    newest: _Specific,
+    current: _Specific | None,
+    *,
+    new: bool,
+    allow_backwards: bool,
+) -> Decision:
+    backwards = current is not None and moving_to.version < current.version
+    if backwards and not allow_backwards:
+        reason = f"hold: rolling {tag} would move backwards to {moving_to.text}"
+        return Decision(tag.text, Action.HOLD, reason)
+    if moving_to.version < newest.version and not allow_backwards:
+        reason = f"hold: rolling {tag} upstream is {moving_to.text}, not the newest {newest.text}"
+        return Decision(tag.text, Action.HOLD, reason)
+    action = Action.CREATE if new else Action.UPDATE
+    note = " (backwards, allowed)" if backwards else ""
+    return Decision(tag.text, action, f"{action}: rolling {tag} -> {moving_to.text}{note}")
+
+
+def _family(rolling: Tag, tags: Mapping[str, str]) -> list[_Specific]:
+    """The specific tags of the rolling tag's line and variant, oldest first."""
+    family = []
+    for text, digest in tags.items():
+        tag = parse_tag(text)
+        if tag.version is None or tag.line != rolling.line:
+            continue
+        if tag.arch == rolling.arch and tag.debug == rolling.debug:
+            family.append(_Specific(tag.version, text, digest))
+    return sorted(family, key=lambda specific: specific.version)
+
+
+def _holding(digest: str, family: Iterable[_Specific]) -> _Specific | None:
+    """The newest specific version in `family` with this content."""
+    holding = [specific for specific in family if specific.digest == digest]
+    return max(holding, key=lambda specific: specific.version, default=None)
+
+
+__all__ = [
+    "Action",
+    "Decision",
+    "OnRebuild",
+    "Policy",
+    "Rule",
+    "Verdict",
+    "decide",
+    "decide_rolling",
+    "decide_specific",
+    "derived_tag",
+    "evaluate",
+    "load_policies",
+    "load_policy",
+    "parse_lines",
+    "parse_policy",
+    "rebuilt_from",
+    "resolve_lines",
+    "selected",
+]

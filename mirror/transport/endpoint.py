@@ -1,0 +1,107 @@
+"""Where a registry is and how to reach it: scheme, host, TLS rules, retry policy."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from mirror.errors import ConfigError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost`, 127.0.0.0/8 and ::1 (with or without a port)."""
+    if host.startswith("["):
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A registry's base URL. TLS unless the registry is on loopback or marked insecure."""
+
+    host: str
+    scheme: str = "https"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    @classmethod
+    def parse(cls, text: str, *, insecure: bool = False) -> Endpoint:
+        """`host[:port]` or `https://host[:port]`; `http://` only for loopback or insecure."""
+        if "://" not in text:
+            host = text.strip("/")
+            scheme = "https"
+        else:
+            parts = urlsplit(text)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(f"not a registry address: {text!r}")
+            if parts.path.strip("/"):
+                raise ConfigError(f"a registry address has no path: {text!r}")
+            host, scheme = parts.netloc, parts.scheme
+        if not host or "/" in host:
+            raise ConfigError(f"not a registry address: {text!r}")
+        if scheme == "http" and not (insecure or is_loopback(host)):
+            raise ConfigError(
+                f"refusing plain http to {host}: only loopback registries may use http "
+                "unless the registry is marked insecure in the config"
+            )
+        return cls(host=host.lower(), scheme=scheme)
+
+    def __str__(self) -> str:
+        return self.host if self.scheme == "https" else self.url
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries with exponential backoff and jitter; `Retry-After` wins when present."""
+
+    attempts: int = 4
+    backoff: float = 0.25
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        if response is not None:
+            after = retry_after(response)
+            if after is not None:
+                return min(after, self.max_delay)
+        base = self.backoff * 2.0 ** (attempt - 1)
+        return min(base * (0.5 + random.random()), self.max_delay)  # noqa: S311
+
+    def retryable(self, response: httpx.Response) -> bool:
+        return response.status_code in RETRY_STATUSES
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """`Retry-After` as seconds: a number, or an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    date = response.headers.get("Date")
+    now = parsedate_to_datetime(date) if date else None
+    if now is None:
+        return None
+    return max(0.0, (when - now).total_seconds())

@@ -1,0 +1,218 @@
+"""An OCI image layout directory as a source or target (for air-gapped fleets).
+
+One layout holds every mirrored repository: blobs (layers, configs and manifests)
+live once in `blobs/<alg>/<hex>`, shared across repositories, and `index.json` names
+each tagged manifest with `org.opencontainers.image.ref.name` = `<repository>:<tag>`.
+
+Writes are crash-safe: a blob is written to a temporary file, verified, synced and
+renamed into place; `index.json` is replaced atomically, and only after everything
+the tag needs is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from mirror import digest as _digest
+from mirror.errors import ConfigError, ManifestError, NotFound
+from mirror.manifest import OCI_INDEX, Descriptor, Manifest
+from mirror.reference import validate_tag
+from mirror.transport.registry import BlobSource, Written
+
+REF_NAME = "org.opencontainers.image.ref.name"
+LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+_CHUNK = 1024 * 1024
+
+
+class OciLayout:
+    """An OCI image layout at `root`, created on first write when `create` is set."""
+
+    def __init__(self, root: Path, *, create: bool = False) -> None:
+        self.root = root
+        self._create = create
+        self._index: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"oci:{self.root}"
+
+    async def aclose(self) -> None:
+        return None
+
+    # -- index.json ------------------------------------------------------------
+
+    def _load_index(self) -> dict[str, Any]:
+        if self._index is not None:
+            return self._index
+        path = self.root / "index.json"
+        if not path.exists():
+            if not self._create:
+                raise NotFound(f"{self.name}: not an OCI image layout (no index.json)")
+            self._index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+            return self._index
+        try:
+            index = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: unreadable OCI index ({exc})") from None
+        if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+            raise ConfigError(f"{path}: not an OCI image index")
+        self._index = index
+        return index
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        self._prepare()
+        data = json.dumps(index, indent=2).encode() + b"\n"
+        _atomic_write(self.root / "index.json", data)
+
+    def _prepare(self) -> None:
+        if not (self.root / "oci-layout").exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.root / "oci-layout", json.dumps(LAYOUT_VERSION).encode())
+
+    def _entries(self, repository: str) -> dict[str, dict[str, Any]]:
+        prefix = f"{repository}:"
+        found = {}
+        for entry in self._load_index()["manifests"]:
+            ref = (entry.get("annotations") or {}).get(REF_NAME, "")
+            if isinstance(ref, str) and ref.startswith(prefix):
+                found[ref[len(prefix) :]] = entry
+        return found
+
+    # -- the store interface -----------------------------------------------------
+
+    async def list_tags(self, repository: str) -> list[str]:
+        return sorted(self._entries(repository))
+
+    async def resolve(self, repository: str, reference: str) -> Descriptor | None:
+        if reference.startswith("sha"):
+            path = self._blob_path(reference)
+            if not path.exists():
+                return None
+            return (await self.get_manifest(repository, reference)).descriptor()
+        entry = self._entries(repository).get(reference)
+        if entry is None:
+            return None
+        return Descriptor.from_json(entry, f"{self.name} {repository}:{reference}")
+
+    async def get_manifest(
+        self, repository: str, reference: str, expected_digest: str | None = None
+    ) -> Manifest:
+        media_type = None
+        digest = reference
+        if not reference.startswith("sha"):
+            descriptor = await self.resolve(repository, reference)
+            if descriptor is None:
+                raise NotFound(f"{self.name}: not found: {repository}:{reference}")
+            digest, media_type = descriptor.digest, descriptor.media_type
+        try:
+            raw = self._blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"{self.name}: manifest {digest} missing") from None
+        return Manifest.parse(raw, media_type, expected_digest or digest)
+
+    async def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+        path = self._blob_path(manifest.digest)
+        if not path.exists():
+            self._prepare()
+            await asyncio.to_thread(_write_verified, path, manifest.raw, manifest.digest)
+        if reference.startswith("sha"):
+            if reference != manifest.digest:
+                raise ManifestError(f"{reference}: manifest bytes hash to {manifest.digest}")
+            return
+        self._tag(repository, validate_tag(reference), manifest)
+
+    def _tag(self, repository: str, tag: str, manifest: Manifest) -> None:
+        index = self._load_index()
+        ref = f"{repository}:{tag}"
+        entry = {
+            "mediaType": manifest.media_type,
+            "digest": manifest.digest,
+            "size": len(manifest.raw),
+            "annotations": {REF_NAME: ref},
+        }
+        kept = [e for e in index["manifests"] if (e.get("annotations") or {}).get(REF_NAME) != ref]
+        updated = {**index, "manifests": [*kept, entry]}
+        self._write_index(updated)
+        self._index = updated
+
+    async def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
+        try:
+            return self._blob_path(descriptor.digest).stat().st_size == descriptor.size
+        except FileNotFoundError:
+            return False
+
+    @asynccontextmanager
+    async def read_blob(
+        self, repository: str, descriptor: Descriptor
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        try:
+            handle = self._blob_path(descriptor.digest).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"{self.name}: blob {descriptor.digest} missing") from None
+        with handle:
+            yield _chunks(handle)
+
+    async def write_blob(
+        self,
+        repository: str,
+        descriptor: Descriptor,
+        source: BlobSource,
+        mount_from: str | None = None,
+    ) -> Written:
+        """Blobs are shared by every repository of the layout: present means mounted."""
+        if mount_from is not None and await self.has_blob(repository, descriptor):
+            return "mounted"
+        self._prepare()
+        path = self._blob_path(descriptor.digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async with source() as chunks:
+                    async for chunk in chunks:
+                        out.write(chunk)
+                out.flush()
+                await asyncio.to_thread(os.fsync, out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        return "uploaded"
+
+    def _blob_path(self, digest: str) -> Path:
+        algorithm = _digest.algorithm_of(digest)
+        return self.root / "blobs" / algorithm / _digest.hex_of(digest)
+
+
+async def _chunks(handle: Any) -> AsyncIterator[bytes]:
+    while chunk := handle.read(_CHUNK):
+        yield chunk
+
+
+def _write_verified(path: Path, data: bytes, digest: str) -> None:
+    _digest.check(data, digest, "manifest")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise

@@ -1,0 +1,80 @@
+"""Registry token scopes (`repository:<name>:pull,push`) and what a request needs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote
+
+_REPOSITORY_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)/")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One resource and the actions wanted on it."""
+
+    type: str
+    name: str
+    actions: frozenset[str]
+
+    @classmethod
+    def parse(cls, text: str) -> Scope:
+        """`repository:a/b:pull,push`; the name may itself hold no colon, actions may be empty."""
+        type_, _, rest = text.partition(":")
+        name, _, actions = rest.rpartition(":")
+        if not name:
+            name, actions = rest, ""
+        return cls(type_, name, frozenset(a for a in actions.split(",") if a))
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.name}:{','.join(sorted(self.actions))}"
+
+
+def parse_scopes(texts: Iterable[str]) -> dict[tuple[str, str], frozenset[str]]:
+    """Merge scope strings (each possibly space-separated) into resource -> actions."""
+    merged: dict[tuple[str, str], frozenset[str]] = {}
+    for text in texts:
+        for part in text.split():
+            scope = Scope.parse(part)
+            key = (scope.type, scope.name)
+            merged[key] = merged.get(key, frozenset()) | scope.actions
+    return merged
+
+
+def format_scopes(scopes: Mapping[tuple[str, str], frozenset[str]]) -> tuple[str, ...]:
+    return tuple(sorted(str(Scope(t, n, a)) for (t, n), a in scopes.items()))
+
+
+def covers(
+    granted: Mapping[tuple[str, str], frozenset[str]],
+    needed: Mapping[tuple[str, str], frozenset[str]],
+) -> bool:
+    """True when every needed action on every needed resource is granted."""
+    return all(actions <= granted.get(key, frozenset()) for key, actions in needed.items())
+
+
+def needed_for(
+    method: str, path: str, query: str, *, push: bool
+) -> dict[tuple[str, str], frozenset[str]]:
+    """The scopes a registry API request will be challenged for.
+
+    A client that pushes asks for `pull,push` on every request to a repository, so one
+    token serves the whole copy into it; a cross-repository mount also needs `pull` on
+    the repository it mounts from.
+    """
+    match = _REPOSITORY_PATH.match(unquote(path))
+    if not match:
+        return {}
+    name = match["name"]
+    if method == "DELETE":
+        actions = frozenset({"delete"})
+    elif push or method not in ("GET", "HEAD"):
+        actions = frozenset({"pull", "push"})
+    else:
+        actions = frozenset({"pull"})
+    needed = {("repository", name): actions}
+    for source in parse_qs(query).get("from", []):
+        key = ("repository", source)
+        needed[key] = needed.get(key, frozenset()) | {"pull"}
+    return needed

@@ -1,0 +1,82 @@
+"""One interface for every place images live: a registry or an OCI layout directory.
+
+`Store` is what the copy engine talks to; `Location` is a parsed `--source`/`--target`
+value (`host[:port]`, `https://host`, `http://127.0.0.1:5000`, `oci:PATH`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mirror.errors import ConfigError
+from mirror.manifest import Descriptor, Manifest
+from mirror.transport.endpoint import Endpoint
+from mirror.transport.registry import BlobSource, Written
+
+OCI_PREFIX = "oci:"
+
+
+class Store(Protocol):
+    """Tags, manifests and blobs of repositories, wherever they are kept."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def list_tags(self, repository: str) -> list[str]: ...
+
+    async def resolve(self, repository: str, reference: str) -> Descriptor | None: ...
+
+    async def get_manifest(
+        self, repository: str, reference: str, expected_digest: str | None = None
+    ) -> Manifest: ...
+
+    async def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None: ...
+
+    async def has_blob(self, repository: str, descriptor: Descriptor) -> bool: ...
+
+    def read_blob(
+        self, repository: str, descriptor: Descriptor
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+
+    async def write_blob(
+        self,
+        repository: str,
+        descriptor: Descriptor,
+        source: BlobSource,
+        mount_from: str | None = None,
+    ) -> Written: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryLocation:
+    endpoint: Endpoint
+
+    def __str__(self) -> str:
+        return str(self.endpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutLocation:
+    path: Path
+
+    def __str__(self) -> str:
+        return f"{OCI_PREFIX}{self.path}"
+
+
+Location = RegistryLocation | LayoutLocation
+
+
+def parse_location(text: str, *, insecure: bool = False) -> Location:
+    """`oci:PATH` is a layout directory; anything else is a registry address."""
+    if text.startswith(OCI_PREFIX):
+        path = text[len(OCI_PREFIX) :]
+        if not path:
+            raise ConfigError("oci: needs a directory path, e.g. oci:./mirror-store")
+        return LayoutLocation(Path(path))
+    return RegistryLocation(Endpoint.parse(text, insecure=insecure))

@@ -1,0 +1,71 @@
+"""Shared fixtures: real registries on 127.0.0.1, a seeder, and stores opened on them.
+
+Every registry is a real `docker-registry` process (CNCF distribution 2.8) with its
+own storage and access log; nothing in these tests fakes the distribution API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from mirror.transport.auth import DistributionTokens, RegistryAuth
+from mirror.transport.endpoint import Endpoint, RetryPolicy
+from mirror.transport.registry import RegistryClient, http_client
+from tests.support.images import Seeder
+from tests.support.registry import Registry
+
+pytest_plugins = ["tests.support.acr_fixtures"]
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[Registry]:
+    """A registry standing in for mcr.microsoft.com."""
+    registry = Registry(tmp_path / "upstream", "upstream").start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Registry]:
+    """A registry standing in for the private mirror."""
+    registry = Registry(tmp_path / "target", "target").start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def seeder(upstream: Registry) -> Iterator[Seeder]:
+    seeder = Seeder(upstream.url)
+    yield seeder
+    seeder.close()
+
+
+@pytest.fixture
+def target_seeder(target: Registry) -> Iterator[Seeder]:
+    """Reads (and, for setting up a scenario, writes) the target directly."""
+    seeder = Seeder(target.url)
+    yield seeder
+    seeder.close()
+
+
+def client_for(registry: Registry, *, push: bool = False, attempts: int = 2) -> RegistryClient:
+    auth = RegistryAuth(DistributionTokens(), push=push)
+    retry = RetryPolicy(attempts=attempts, backoff=0.01)
+    return RegistryClient(Endpoint.parse(registry.url), http_client(auth=auth), retry)
+
+
+@pytest.fixture
+async def source_client(upstream: Registry) -> AsyncIterator[RegistryClient]:
+    client = client_for(upstream)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def target_client(target: Registry) -> AsyncIterator[RegistryClient]:
+    client = client_for(target, push=True)
+    yield client
+    await client.aclose()

@@ -1,0 +1,275 @@
+"""End to end against two real registries: what the target holds after each sync.
+
+Upstream is seeded with multi-platform releases (Docker manifest lists and OCI
+indexes with attestations, three platforms, base layers shared across tags and
+repositories); assertions are on digests, on what the target holds, and on the
+requests each registry logged.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from mirror.copy import CopyResult
+from mirror.plan import BlobCopy, ContentPlan, Governance, TagWrite
+from mirror.policy import Action, OnRebuild
+from mirror.sync import SyncOutcome, select_all, sync
+from mirror.transport.layout import OciLayout
+from mirror.transport.registry import RegistryClient
+from tests.conftest import client_for
+from tests.support.images import Pushed, Seeder
+from tests.support.registry import Registry, Request
+
+REPOS = ("azureiotedge-agent", "azureiotedge-hub")
+
+
+class Quiet:
+    """A reporter that remembers what happened."""
+
+    def __init__(self) -> None:
+        self.outcomes: collections.Counter[str] = collections.Counter()
+        self.failures: list[str] = []
+
+    def transfer_started(self, plan: ContentPlan) -> None:
+        return None
+
+    def bytes_copied(self, count: int) -> None:
+        return None
+
+    def blob_done(self, copy: BlobCopy, outcome: str) -> None:
+        self.outcomes[outcome] += 1
+
+    def tag_done(self, write: TagWrite) -> None:
+        return None
+
+    def failed(self, what: str, error: BaseException) -> None:
+        self.failures.append(f"{what}: {error}")
+
+
+def seed_releases(seeder: Seeder, versions: Sequence[str] = ("1.5.0", "1.5.1", "1.5.2")) -> list[Pushed]:
+    pushed = []
+    for index, version in enumerate(versions):
+        for repo in REPOS:
+            # Alternate Docker lists and OCI indexes (with attestations), like MCR over time.
+            oci = index % 2 == 1
+            pushed.append(seeder.push_release(repo, version, oci=oci, attestation=oci))
+    for repo in REPOS:
+        seeder.tag(repo, versions[-1], versions[-1].rsplit(".", 1)[0])
+    return pushed
+
+
+async def run(
+    source: RegistryClient | OciLayout,
+    target: RegistryClient | OciLayout,
+    governance: Governance | None = None,
+) -> SyncOutcome:
+    return await sync(source, target, REPOS, Quiet(), select=select_all, governance=governance)
+
+
+def assert_mirrored(upstream: Seeder, mirror: Seeder, pushed: Sequence[Pushed]) -> None:
+    """Every upstream tag has the same digest in the mirror, with all its content."""
+    for repo in REPOS:
+        tags = upstream.tags(repo)
+        assert mirror.tags(repo) == tags
+        for tag in tags:
+            assert mirror.digest_of(repo, tag) == upstream.digest_of(repo, tag), f"{repo}:{tag}"
+    for release in pushed:
+        for child in release.children:
+            assert mirror.has_manifest(release.repository, child)
+        for blob in release.blobs:
+            assert mirror.has_blob(release.repository, blob)
+
+
+def count(requests: Sequence[Request], method: str, fragment: str) -> int:
+    return sum(1 for r in requests if r.method == method and fragment in r.path)
+
+
+async def test_cold_sync_copies_every_platform_byte_for_byte(
+    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
+    source_client: RegistryClient, target_client: RegistryClient,
+) -> None:
+    pushed = seed_releases(seeder)
+    outcome = await run(source_client, target_client)
+    assert outcome.ok, outcome.result.failures
+    assert_mirrored(seeder, target_seeder, pushed)
+    assert {step.tag for step in outcome.steps if step.action is Action.CREATE} == {
+        "1.5", "1.5.0", "1.5.1", "1.5.2"
+    }
+
+
+async def test_shared_layers_are_uploaded_once_then_mounted(
+    upstream: Registry, target: Registry, seeder: Seeder,
+    source_client: RegistryClient, target_client: RegistryClient,
+) -> None:
+    pushed = seed_releases(seeder)
+    mark = len(target.requests())
+    outcome = await run(source_client, target_client)
+    requests = target.requests_since(mark)
+    unique = {blob for release in pushed for blob in release.blobs}
+    uploads = count(requests, "PUT", "/blobs/uploads/")
+    mounts = sum(1 for r in requests if r.method == "POST" and "mount=" in r.path and r.status == 201)
+    assert uploads == len(unique) == outcome.result.uploaded
+    assert mounts == outcome.result.mounted > 0
+    # Every blob was pulled from upstream exactly once.
+    pulled = [r.path for r in upstream.requests() if r.method == "GET" and "/blobs/" in r.path]
+    assert len({p.rsplit("/", 1)[1] for p in pulled}) == len(pulled) == len(unique)
+
+
+async def test_noop_sync_costs_one_listing_per_repository_and_one_head_per_tag(
+    upstream: Registry, target: Registry, seeder: Seeder,
+    source_client: RegistryClient, target_client: RegistryClient,
+) -> None:
+    seed_releases(seeder)
+    await run(source_client, target_client)
+    tags = sum(len(seeder.tags(repo)) for repo in REPOS)
+    up_mark, down_mark = len(upstream.requests()), len(target.requests())
+
+    outcome = await run(source_client, target_client)
+
+    assert outcome.ok and not any(step.pending for step in outcome.steps)
+    for registry, mark in ((upstream, up_mark), (target, down_mark)):
+        requests = registry.requests_since(mark)
+        assert len(requests) == len(REPOS) + tags, requests
+        assert count(requests, "GET", "/tags/list") == len(REPOS)
+        assert count(requests, "HEAD", "/manifests/") == tags
+
+
+async def test_incremental_sync_transfers_only_new_blobs(
+    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
+    source_client: RegistryClient, target_client: RegistryClient,
+) -> None:
+    pushed = seed_releases(seeder)
+    await run(source_client, target_client)
+    new = [seeder.push_release(repo, "1.5.3") for repo in REPOS]
+    for repo in REPOS:
+        seeder.tag(repo, "1.5.3", "1.5")
+    new_blobs = {(r.repository, b) for r in new for b in r.blobs} - {
+        (r.repository, b) for r in pushed for b in r.blobs
+    }
+    up_mark, down_mark = len(upstream.requests()), len(target.requests())
+
+    outcome = await run(source_client, target_client)
+
+    assert outcome.ok
+    steps = {(s.repository, s.tag): s for s in outcome.steps}
+    assert steps[("azureiotedge-agent", "1.5")].reason == "update: rolling 1.5 -> 1.5.3"
+    assert steps[("azureiotedge-agent", "1.5.3")].action is Action.CREATE
+    pulled = [r for r in upstream.requests_since(up_mark) if r.method == "GET" and "/blobs/" in r.path]
+    pushed_now = count(target.requests_since(down_mark), "PUT", "/blobs/uploads/")
+    assert len(pulled) == pushed_now == len({digest for _, digest in new_blobs})
+    assert_mirrored(seeder, target_seeder, [*pushed, *new])
+
+
+async def test_a_corrupt_source_blob_never_reaches_the_target(
+    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
+    source_client: RegistryClient, target_client: RegistryClient,
+) -> None:
+    """Flip bytes of a layer in upstream's storage: the registry serves the wrong bytes,
+    the copy refuses them, and no tag that needs the layer is written."""
+    release = seeder.push_release("azureiotedge-agent", "1.5.0")
+    other = seeder.push_release("azureiotedge-agent", "1.6.0", platforms=(("linux", "amd64", None),), salt="x")
+    victim = release.blobs[-1]  # the arm/v7 app layer: only 1.5.0 has it
+    data = next(upstream.storage.rglob(f"blobs/sha256/*/{victim.split(':')[1]}/data"))
+    data.write_bytes(bytes(b ^ 0xFF for b in data.read_bytes()))
+
+    outcome = await sync(source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all)
+
+    assert not outcome.ok
+    assert any("digest mismatch" in message for _, message in outcome.result.failures)
+    assert not target_seeder.has_blob("azureiotedge-agent", victim)
+    assert target_seeder.tags("azureiotedge-agent") == ["1.6.0"]
+    assert target_seeder.digest_of("azureiotedge-agent", "1.6.0") == other.digest
+
+
+async def test_a_rebuilt_specific_tag_is_held_and_reported_as_drift(
+    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
+    source_client: RegistryClient, target_client: RegistryClient,
+) -> None:
+    original = seeder.push_release("azureiotedge-agent", "1.5.3")
+    await sync(source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all)
+    rebuilt = seeder.push_release("azureiotedge-agent", "1.5.3", salt="base image fix")
+    governance = Governance(
+        on_rebuild={"azureiotedge-agent": OnRebuild.MIRROR_AS_DERIVED_TAG}, today=date(2026, 11, 26)
+    )
+
+    outcome = await sync(
+        source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all,
+        governance=governance,
+    )
+
+    steps = {s.tag: s for s in outcome.steps}
+    assert steps["1.5.3"].action is Action.HOLD and steps["1.5.3"].drift
+    assert target_seeder.digest_of("azureiotedge-agent", "1.5.3") == original.digest
+    assert target_seeder.digest_of("azureiotedge-agent", "1.5.3-rebuild-20261126") == rebuilt.digest
+
+    again = await sync(
+        source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all,
+        governance=Governance(
+            on_rebuild={"azureiotedge-agent": OnRebuild.MIRROR_AS_DERIVED_TAG}, today=date(2026, 11, 27)
+        ),
+    )
+    assert [s.tag for s in again.steps if s.pending] == []
+    assert "mirrored as 1.5.3-rebuild-20261126" in {s.tag: s for s in again.steps}["1.5.3"].reason
+
+
+async def test_a_rolling_tag_moved_backwards_upstream_is_held(
+    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
+    source_client: RegistryClient, target_client: RegistryClient,
+) -> None:
+    seed_releases(seeder, ("1.5.0", "1.5.1"))
+    await run(source_client, target_client)
+    newest = target_seeder.digest_of("azureiotedge-agent", "1.5")
+    seeder.tag("azureiotedge-agent", "1.5.0", "1.5")  # upstream points 1.5 back at 1.5.0
+
+    outcome = await run(source_client, target_client)
+
+    step = {(s.repository, s.tag): s for s in outcome.steps}[("azureiotedge-agent", "1.5")]
+    assert step.action is Action.HOLD
+    assert step.reason == "hold: rolling 1.5 would move backwards to 1.5.0"
+    assert target_seeder.digest_of("azureiotedge-agent", "1.5") == newest
+
+    allowed = await run(source_client, target_client, Governance(allow_backwards=True))
+    assert allowed.ok
+    assert target_seeder.digest_of("azureiotedge-agent", "1.5") == seeder.digest_of("azureiotedge-agent", "1.5.0")
+
+
+async def test_oci_layout_carries_images_across_an_air_gap(
+    tmp_path: Path, upstream: Registry, seeder: Seeder, source_client: RegistryClient,
+) -> None:
+    """Export to a layout on the connected side, import into a registry on the other."""
+    pushed = seed_releases(seeder)
+    export = OciLayout(tmp_path / "carry", create=True)
+    exported = await run(source_client, export)
+    assert exported.ok
+    assert (tmp_path / "carry" / "oci-layout").exists()
+    assert not list((tmp_path / "carry").rglob(".partial-*"))
+
+    isolated = Registry(tmp_path / "isolated", "isolated").start()
+    try:
+        importer = client_for(isolated, push=True)
+        imported = await run(OciLayout(tmp_path / "carry"), importer)
+        await importer.aclose()
+        assert imported.ok, imported.result.failures
+        mirror = Seeder(isolated.url)
+        assert_mirrored(seeder, mirror, pushed)
+        mirror.close()
+    finally:
+        isolated.stop()
+
+    again = await run(source_client, OciLayout(tmp_path / "carry", create=True))
+    assert not any(step.pending for step in again.steps)
+    assert again.result == CopyResult()
+
+
+async def test_a_missing_repository_fails_with_a_clear_error(
+    upstream: Registry, source_client: RegistryClient, target_client: RegistryClient,
+) -> None:
+    from mirror.errors import NotFound
+
+    with pytest.raises(NotFound, match="repository not found"):
+        await sync(source_client, target_client, ["no-such-repo"], Quiet(), select=select_all)

@@ -1,0 +1,1 @@
+"""Tests of the deployment manifest package (rewrite and lint)."""

@@ -1,0 +1,46 @@
+"""Shared helpers for the deployment tests: the corpus, and manifests built in code."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mirror.deployment.document import parse_document
+from mirror.deployment.shape import Manifest, load_manifest
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "deployments"
+EXPECTED = DATA / "expected"
+REGENERATE = os.environ.get("MIRROR_REGEN_GOLDEN") == "1"
+
+
+def corpus() -> list[Path]:
+    return sorted(DATA.glob("*.json"))
+
+
+def manifest(text: str, file: str = "deployment.json", template: bool | None = None) -> Manifest:
+    return load_manifest(parse_document(text, file), template=template)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2) + "\n"
+
+
+def edit(value: dict[str, Any], path: str, new: Any) -> dict[str, Any]:
+    """A deep copy of `value` with the item at `path` (keys joined by '/') set, or
+    deleted when `new` is `DELETE`."""
+    result = copy.deepcopy(value)
+    *parents, last = path.split("/")
+    node = result
+    for key in parents:
+        node = node.setdefault(key, {})
+    if new is DELETE:
+        del node[last]
+    else:
+        node[last] = new
+    return result
+
+
+DELETE = object()
