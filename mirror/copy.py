@@ -1,19 +1,26 @@
 """Executing a content plan: blobs first, then child manifests, then each tag last.
 
-Every step waits only for what it depends on, so tags complete as soon as their own
-content is in place and one failed blob fails only the tags that need it. Blobs are
-streamed source -> target and verified against their digest on the way (the last
-chunk is held back until the hash matches); a blob already in the target costs one
-HEAD; a blob another repository of the target received is mounted, not uploaded.
+A bounded pool of worker threads runs the steps. Work is queued in plan order
+(uploads, then mounts, then child manifests, then tags) and each step waits only for
+the steps it depends on, which were all queued before it: workers never wait for
+work that has not started, tags complete as soon as their own content is in place,
+and one failed blob fails only the tags that need it.
+
+Blobs stream source -> target and are verified against their digest on the way (the
+last chunk is held back until the hash matches); a blob already in the target costs
+one request and no transfer; a blob another repository of the target received is
+mounted.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -21,13 +28,16 @@ from mirror.digest import verified
 from mirror.errors import AuthenticationError, MirrorError, NotFound
 from mirror.plan import BlobCopy, ContentPlan, ManifestCopy, TagWrite
 from mirror.transport.endpoint import RetryPolicy
+from mirror.transport.registry import Written
 from mirror.transport.store import Store
 
-BlobOutcome = Literal["present", "mounted", "uploaded"]
+BlobOutcome = Written
+Key = tuple[str, str, str]  # ("blob" | "manifest", repository, digest)
 
 
 class CopyReporter(Protocol):
-    """What the engine tells the user about (progress bars or log lines)."""
+    """What the engine tells the user about (progress bars or log lines). Called from
+    worker threads."""
 
     def transfer_started(self, plan: ContentPlan) -> None: ...
 
@@ -61,6 +71,10 @@ class DependencyFailed(MirrorError):
     """A step was not attempted because something it needs failed."""
 
 
+class Cancelled(MirrorError):
+    """The run was interrupted; the step stopped where it was."""
+
+
 class Copier:
     """Copies what a `ContentPlan` lists from `source` to `target`."""
 
@@ -76,135 +90,127 @@ class Copier:
         self.source = source
         self.target = target
         self.reporter = reporter
+        self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
-        self._slots = asyncio.Semaphore(concurrency)
-        self._done: dict[tuple[str, str, str], asyncio.Future[BaseException | None]] = {}
+        self._done: dict[Key, Future[None]] = {}
         self._result = CopyResult()
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
 
-    async def apply(self, plan: ContentPlan) -> CopyResult:
+    def apply(self, plan: ContentPlan) -> CopyResult:
+        """Run every step; on KeyboardInterrupt, stop the transfers and re-raise."""
         self._result = CopyResult()
-        loop = asyncio.get_running_loop()
-        for blob in plan.blobs:
-            self._done[("blob", blob.repository, blob.descriptor.digest)] = loop.create_future()
-        for manifest in plan.manifests:
-            self._done[("manifest", manifest.repository, manifest.manifest.digest)] = (
-                loop.create_future()
-            )
         self.reporter.transfer_started(plan)
-        await asyncio.gather(
-            *(self._blob(blob) for blob in plan.blobs),
-            *(self._manifest(manifest) for manifest in plan.manifests),
-            *(self._tag(write) for write in plan.tags),
-        )
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="copy")
+        try:
+            for blob in plan.blobs:
+                key = ("blob", blob.repository, blob.descriptor.digest)
+                self._done[key] = pool.submit(self._blob, blob)
+            for manifest in plan.manifests:
+                key = ("manifest", manifest.repository, manifest.manifest.digest)
+                self._done[key] = pool.submit(self._manifest, manifest)
+            tags = [pool.submit(self._tag, write) for write in plan.tags]
+            for future in [*self._done.values(), *tags]:
+                future.exception()
+        except KeyboardInterrupt:
+            self._cancelled.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         return self._result
 
     # -- steps ------------------------------------------------------------------
 
-    async def _blob(self, copy: BlobCopy) -> None:
-        key = ("blob", copy.repository, copy.descriptor.digest)
+    def _blob(self, copy: BlobCopy) -> None:
         mount_from = copy.mount_from
         if mount_from is not None:
-            first = await self._done[("blob", mount_from, copy.descriptor.digest)]
-            if first is not None:
-                mount_from = None
+            first = self._done[("blob", mount_from, copy.descriptor.digest)]
+            if first.exception() is not None:
+                mount_from = None  # the first copy failed: upload here instead
         try:
-            async with self._slots:
-                outcome = await self._with_retries(lambda: self._transfer(copy, mount_from))
+            outcome = self._with_retries(lambda: self._transfer(copy, mount_from))
         except Exception as error:
             self._fail(f"blob {copy.descriptor.digest} ({copy.reason})", error)
-            self._done[key].set_result(error)
-            return
-        if outcome == "uploaded":
-            self._result.uploaded += 1
-        elif outcome == "mounted":
-            self._result.mounted += 1
-        else:
-            self._result.present += 1
+            raise
+        with self._lock:
+            if outcome == "uploaded":
+                self._result.uploaded += 1
+            elif outcome == "mounted":
+                self._result.mounted += 1
+            else:
+                self._result.present += 1
         self.reporter.blob_done(copy, outcome)
-        self._done[key].set_result(None)
 
-    async def _transfer(self, copy: BlobCopy, mount_from: str | None) -> BlobOutcome:
-        if await self.target.has_blob(copy.repository, copy.descriptor):
-            return "present"
-        return await self.target.write_blob(
+    def _transfer(self, copy: BlobCopy, mount_from: str | None) -> BlobOutcome:
+        return self.target.write_blob(
             copy.repository,
             copy.descriptor,
             lambda: self._verified_source(copy),
             mount_from,
         )
 
-    @asynccontextmanager
-    async def _verified_source(self, copy: BlobCopy) -> AsyncIterator[AsyncIterator[bytes]]:
-        async with self.source.read_blob(copy.repository, copy.descriptor) as chunks:
+    @contextmanager
+    def _verified_source(self, copy: BlobCopy) -> Iterator[Iterator[bytes]]:
+        with self.source.read_blob(copy.repository, copy.descriptor) as chunks:
             yield self._counted(verified(chunks, copy.descriptor.digest, copy.descriptor.size))
 
-    async def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            self._result.bytes_copied += len(chunk)
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if self._cancelled.is_set():
+                raise Cancelled("interrupted")
+            with self._lock:
+                self._result.bytes_copied += len(chunk)
             self.reporter.bytes_copied(len(chunk))
             yield chunk
 
-    async def _manifest(self, copy: ManifestCopy) -> None:
-        key = ("manifest", copy.repository, copy.manifest.digest)
+    def _manifest(self, copy: ManifestCopy) -> None:
         what = f"manifest {copy.manifest.digest} ({copy.reason})"
-        error = await self._first_failure(copy.repository, copy.needs_manifests, copy.needs_blobs)
-        if error is None:
-            try:
-                await self.target.put_manifest(copy.repository, copy.manifest.digest, copy.manifest)
-                self._result.manifests += 1
-            except Exception as exc:
-                error = exc
-        if error is not None:
+        try:
+            self._wait_for(copy.repository, copy.needs_manifests, copy.needs_blobs)
+            self.target.put_manifest(copy.repository, copy.manifest.digest, copy.manifest)
+        except Exception as error:
             self._fail(what, error)
-        self._done[key].set_result(error)
+            raise
+        with self._lock:
+            self._result.manifests += 1
 
-    async def _tag(self, write: TagWrite) -> None:
-        what = f"tag {write.repository}:{write.tag}"
-        needs = (write.needs_manifests, write.needs_blobs)
-        error = await self._first_failure(write.repository, *needs)
-        if error is None:
-            try:
-                await self.target.put_manifest(write.repository, write.tag, write.manifest)
-            except Exception as exc:
-                error = exc
-        if error is not None:
-            self._fail(what, error)
+    def _tag(self, write: TagWrite) -> None:
+        try:
+            self._wait_for(write.repository, write.needs_manifests, write.needs_blobs)
+            self.target.put_manifest(write.repository, write.tag, write.manifest)
+        except Exception as error:
+            self._fail(f"tag {write.repository}:{write.tag}", error)
             return
-        self._result.tags.append(write)
+        with self._lock:
+            self._result.tags.append(write)
         self.reporter.tag_done(write)
 
-    async def _first_failure(
-        self, repository: str, manifests: Iterable[str], blobs: Iterable[str]
-    ) -> BaseException | None:
+    def _wait_for(self, repository: str, manifests: Iterable[str], blobs: Iterable[str]) -> None:
         keys = [("manifest", repository, d) for d in manifests]
         keys += [("blob", repository, d) for d in blobs]
         for key in keys:
             future = self._done.get(key)
-            error = await future if future is not None else None
-            if error is not None:
-                return DependencyFailed(f"needs {key[0]} {key[2]}, which failed")
-        return None
+            if future is not None and future.exception() is not None:
+                raise DependencyFailed(f"needs {key[0]} {key[2]}, which failed")
 
     def _fail(self, what: str, error: BaseException) -> None:
-        if isinstance(error, DependencyFailed):
-            message = str(error)
-        else:
-            message = describe(error)
+        if not isinstance(error, DependencyFailed | Cancelled):
             self.reporter.failed(what, error)
-        self._result.failures.append((what, message))
+        with self._lock:
+            self._result.failures.append((what, describe(error)))
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[BlobOutcome]]) -> BlobOutcome:
+    def _with_retries(self, attempt: Callable[[], BlobOutcome]) -> BlobOutcome:
         """Run a whole blob transfer again after a transient failure (the stream cannot
         be replayed, so the transfer restarts from its GET)."""
         for number in range(1, self.retry.attempts + 1):
             try:
-                return await attempt()
-            except (AuthenticationError, NotFound):
+                return attempt()
+            except (AuthenticationError, NotFound, Cancelled):
                 raise
             except (MirrorError, httpx.HTTPError):
                 if number == self.retry.attempts:
                     raise
-                await asyncio.sleep(self.retry.delay(number))
+                time.sleep(self.retry.delay(number))
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from mirror.errors import DigestMismatch, InvalidReference
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, AsyncIterator
+    from collections.abc import Iterable, Iterator
 
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
 _DIGEST = re.compile(r"^(?P<algorithm>sha256|sha512):(?P<hex>[a-f0-9]+)$")
@@ -67,9 +67,9 @@ class Verifier:
             raise DigestMismatch(self.expected, actual, self.what)
 
 
-async def verified(
-    chunks: AsyncIterable[bytes], expected: str, size: int | None = None, what: str = "blob"
-) -> AsyncIterator[bytes]:
+def verified(
+    chunks: Iterable[bytes], expected: str, size: int | None = None, what: str = "blob"
+) -> Iterator[bytes]:
     """Pass `chunks` through, hashing them; the last chunk is held back until it verifies.
 
     A consumer that forwards the chunks (an upload, a file) therefore never sees the
@@ -78,7 +78,7 @@ async def verified(
     """
     verifier = Verifier(expected, size, what)
     pending: bytes | None = None
-    async for chunk in chunks:
+    for chunk in chunks:
         if not chunk:
             continue
         verifier.update(chunk)

@@ -12,8 +12,8 @@ HEAD per chosen tag on each side.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -26,6 +26,7 @@ from mirror.transport.store import Store
 from mirror.versions import parse_tag
 
 T = TypeVar("T")
+R = TypeVar("R")
 Selector = Callable[[str, Sequence[str]], Sequence[Verdict]]
 
 
@@ -48,6 +49,12 @@ class Observation:
         decided = plan_tags(self.observed, governance, self.derived)
         return decided + sorted(self.skipped, key=lambda s: (s.repository, s.tag))
 
+    def present(self) -> set[tuple[str, str]]:
+        """(repository, digest) of the manifests target tags already point at."""
+        present = {(o.repository, o.target.digest) for o in self.observed if o.target}
+        present |= {(r, d) for r, tags in self.derived.items() for d in tags.values()}
+        return present
+
 
 @dataclass
 class SyncOutcome:
@@ -59,88 +66,109 @@ class SyncOutcome:
     def ok(self) -> bool:
         return self.result.ok
 
-
-async def gather_limited(limit: int, jobs: Iterable[Awaitable[T]]) -> list[T]:
-    """Await `jobs` with at most `limit` running at once, results in order."""
-    slots = asyncio.Semaphore(limit)
-
-    async def run(job: Awaitable[T]) -> T:
-        async with slots:
-            return await job
-
-    return list(await asyncio.gather(*(run(job) for job in jobs)))
+    @property
+    def drift(self) -> bool:
+        return any(step.drift for step in self.steps)
 
 
-async def observe(
+def map_limited(limit: int, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`function` over `items` on at most `limit` threads, results in order."""
+    work = list(items)
+    if len(work) <= 1:
+        return [function(item) for item in work]
+    with ThreadPoolExecutor(min(limit, len(work)), thread_name_prefix="lookup") as pool:
+        return list(pool.map(function, work))
+
+
+def observe(
     source: Store,
     target: Store,
     repositories: Sequence[str],
     select: Selector,
     *,
-    concurrency: int = 16,
+    concurrency: int = 8,
 ) -> Observation:
     """Tag listings, selection and one HEAD per selected tag on each side."""
     found = Observation()
-    source_listings, target_listings = await asyncio.gather(
-        asyncio.gather(*(source.list_tags(repo) for repo in repositories)),
-        asyncio.gather(*(_tags_or_none(target, repo) for repo in repositories)),
-    )
-    source_tags = dict(zip(repositories, source_listings, strict=True))
-    target_listed = dict(zip(repositories, target_listings, strict=True))
-    wanted: list[tuple[str, Verdict]] = []
+    source_tags, target_listed = _listings(source, target, repositories, concurrency)
+    wanted: list[tuple[str, str]] = []
     for repo in repositories:
         for verdict in select(repo, source_tags[repo]):
             if verdict.selected:
-                wanted.append((repo, verdict))
+                wanted.append((repo, verdict.tag))
             else:
                 skip = TagStep(repo, verdict.tag, Action.SKIP, verdict.reason, kind=verdict.kind)
                 found.skipped.append(skip)
 
-    async def look(repo: str, tag: str) -> Observed:
-        in_target = tag in target_listed[repo]
-        source_side, target_side = await asyncio.gather(
-            source.resolve(repo, tag),
-            target.resolve(repo, tag) if in_target else _none(),
-        )
-        return Observed(repo, tag, source_side, target_side)
+    in_target = {(repo, tag) for repo, tags in target_listed.items() for tag in tags}
 
-    found.observed = await gather_limited(concurrency, (look(r, v.tag) for r, v in wanted))
-    derived = [
-        (repo, tag)
-        for repo in repositories
-        for tag in sorted(target_listed[repo])
-        if (origin := rebuilt_from(tag)) is not None
-        and any(r == repo and v.tag == origin[0] for r, v in wanted)
-    ]
-    resolved = await gather_limited(concurrency, (target.resolve(r, t) for r, t in derived))
-    for (repo, tag), descriptor in zip(derived, resolved, strict=True):
-        if descriptor is not None:
-            found.derived.setdefault(repo, {})[tag] = descriptor.digest
+    def look(job: tuple[str, str]) -> Observed:
+        repo, tag = job
+        return Observed(
+            repo,
+            tag,
+            source.resolve(repo, tag),
+            target.resolve(repo, tag) if job in in_target else None,
+        )
+
+    found.observed = map_limited(concurrency, look, wanted)
+    found.derived = _derived_tags(target, target_listed, set(wanted), concurrency)
     return found
 
 
-async def _tags_or_none(store: Store, repository: str) -> set[str]:
+def _listings(
+    source: Store, target: Store, repositories: Sequence[str], concurrency: int
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Tag lists of every repository on both sides, fetched together. A repository
+    missing from the source is an error; missing from the target, it is empty."""
+
+    def listing(job: tuple[bool, str]) -> list[str]:
+        from_source, repo = job
+        return source.list_tags(repo) if from_source else _tags_or_none(target, repo)
+
+    jobs = [(True, repo) for repo in repositories] + [(False, repo) for repo in repositories]
+    lists = map_limited(concurrency, listing, jobs)
+    count = len(repositories)
+    return (
+        dict(zip(repositories, lists[:count], strict=True)),
+        dict(zip(repositories, lists[count:], strict=True)),
+    )
+
+
+def _derived_tags(
+    target: Store, listed: dict[str, list[str]], wanted: set[tuple[str, str]], concurrency: int
+) -> dict[str, dict[str, str]]:
+    """Digests of the target's derived tags whose original tag is selected."""
+    derived = [
+        (repo, tag)
+        for repo, tags in listed.items()
+        for tag in tags
+        if (origin := rebuilt_from(tag)) is not None and (repo, origin[0]) in wanted
+    ]
+    resolved = map_limited(concurrency, lambda job: target.resolve(*job), derived)
+    found: dict[str, dict[str, str]] = {}
+    for (repo, tag), descriptor in zip(derived, resolved, strict=True):
+        if descriptor is not None:
+            found.setdefault(repo, {})[tag] = descriptor.digest
+    return found
+
+
+def _tags_or_none(store: Store, repository: str) -> list[str]:
     try:
-        return set(await store.list_tags(repository))
+        return store.list_tags(repository)
     except NotFound:
-        return set()
+        return []
 
 
-async def _none() -> None:
-    return None
-
-
-async def fetch_manifests(
-    source: Store, steps: Sequence[TagStep], *, concurrency: int = 16
+def fetch_manifests(
+    source: Store, steps: Sequence[TagStep], *, concurrency: int = 8
 ) -> dict[tuple[str, str], Manifest]:
     """Every manifest the pending steps need (indexes, then their children), verified."""
     manifests: dict[tuple[str, str], Manifest] = {}
     wanted = {(s.repository, s.source_digest) for s in steps if s.pending and s.source_digest}
     while wanted:
-        keys = sorted(k for k in wanted if k not in manifests)
-        fetched = await gather_limited(
-            concurrency, (source.get_manifest(repo, digest, digest) for repo, digest in keys)
-        )
+        keys = sorted(wanted)
+        fetched = map_limited(concurrency, lambda key: source.get_manifest(*key, key[1]), keys)
         wanted = set()
         for (repo, _), manifest in zip(keys, fetched, strict=True):
             manifests[(repo, manifest.digest)] = manifest
@@ -149,14 +177,7 @@ async def fetch_manifests(
     return manifests
 
 
-def present_in_target(observation: Observation) -> set[tuple[str, str]]:
-    """(repository, digest) of the manifests target tags already point at."""
-    present = {(o.repository, o.target.digest) for o in observation.observed if o.target}
-    present |= {(r, d) for r, tags in observation.derived.items() for d in tags.values()}
-    return present
-
-
-async def sync(
+def sync(
     source: Store,
     target: Store,
     repositories: Sequence[str],
@@ -166,10 +187,9 @@ async def sync(
     governance: Governance | None = None,
     concurrency: int = 8,
 ) -> SyncOutcome:
-    observation = await observe(source, target, repositories, select)
+    observation = observe(source, target, repositories, select, concurrency=concurrency)
     steps = observation.steps(governance)
-    manifests = await fetch_manifests(source, steps)
-    content = plan_content(steps, manifests, present_in_target(observation))
-    copier = Copier(source, target, reporter, concurrency=concurrency)
-    result = await copier.apply(content)
+    manifests = fetch_manifests(source, steps, concurrency=concurrency)
+    content = plan_content(steps, manifests, observation.present())
+    result = Copier(source, target, reporter, concurrency=concurrency).apply(content)
     return SyncOutcome(steps, content, result)

@@ -6,7 +6,7 @@ own storage and access log; nothing in these tests fakes the distribution API.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,14 +58,14 @@ def client_for(registry: Registry, *, push: bool = False, attempts: int = 2) -> 
 
 
 @pytest.fixture
-async def source_client(upstream: Registry) -> AsyncIterator[RegistryClient]:
+def source_client(upstream: Registry) -> Iterator[RegistryClient]:
     client = client_for(upstream)
     yield client
-    await client.aclose()
+    client.close()
 
 
 @pytest.fixture
-async def target_client(target: Registry) -> AsyncIterator[RegistryClient]:
+def target_client(target: Registry) -> Iterator[RegistryClient]:
     client = client_for(target, push=True)
     yield client
-    await client.aclose()
+    client.close()

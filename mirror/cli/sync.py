@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -195,21 +194,21 @@ def sync(
     logs.configure(log_format.value)
     bars = sys.stderr.isatty() if progress is None else progress
     started = time.monotonic()
-    outcome = asyncio.run(_sync(job, bars, allow_backwards))
+    outcome = _sync(job, bars, allow_backwards)
     _report(outcome, time.monotonic() - started)
     if not outcome.ok:
         raise typer.Exit(EXIT_FAILED)
-    if any(step.drift for step in outcome.steps):
+    if outcome.drift:
         raise typer.Exit(EXIT_DRIFT)
 
 
-async def _sync(job: Job, bars: bool, allow_backwards: bool) -> SyncOutcome:
+def _sync(job: Job, bars: bool, allow_backwards: bool) -> SyncOutcome:
     source = open_store(job.source, job.config)
     target = open_store(job.target, job.config, push=True)
     reporter = make_reporter(bars)
     try:
         with reporter:
-            return await run_sync(
+            return run_sync(
                 source,
                 target,
                 job.repositories,
@@ -219,12 +218,12 @@ async def _sync(job: Job, bars: bool, allow_backwards: bool) -> SyncOutcome:
                 concurrency=job.concurrency,
             )
     finally:
-        await _close(source, target)
+        _close(source, target)
 
 
-async def _close(*stores: Store) -> None:
+def _close(*stores: Store) -> None:
     for store in stores:
-        await store.aclose()
+        store.close()
 
 
 def _report(outcome: SyncOutcome, seconds: float) -> None:
@@ -263,7 +262,7 @@ def plan(
     are pending, 4 when upstream rebuilt a specific tag (drift).
     """
     job = _validated(config, source, target, repo, all_tags, None)
-    steps = asyncio.run(_plan(job, allow_backwards))
+    steps = _plan(job, allow_backwards)
     if output == Output.json:
         typer.echo(json.dumps([_step_json(step) for step in steps], indent=2))
     else:
@@ -274,13 +273,15 @@ def plan(
         raise typer.Exit(EXIT_PENDING)
 
 
-async def _plan(job: Job, allow_backwards: bool) -> list[TagStep]:
+def _plan(job: Job, allow_backwards: bool) -> list[TagStep]:
     source = open_store(job.source, job.config)
     target = open_store(job.target, job.config)
     try:
-        observation = await observe(source, target, job.repositories, job.selector())
+        observation = observe(
+            source, target, job.repositories, job.selector(), concurrency=job.concurrency
+        )
     finally:
-        await _close(source, target)
+        _close(source, target)
     return observation.steps(job.governance(allow_backwards))
 
 

@@ -14,13 +14,13 @@ into many repositories costs one token request per repository, not a 401 per req
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import re
+import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -168,7 +168,10 @@ def _basic_header(username: str, password: str) -> str:
 
 
 class RegistryAuth(httpx.Auth):
-    """Authenticates every request to one registry host (see the module docstring)."""
+    """Authenticates every request to one registry host (see the module docstring).
+
+    For `httpx.Client` (mirror's clients are synchronous, shared by worker threads).
+    """
 
     def __init__(
         self,
@@ -184,7 +187,8 @@ class RegistryAuth(httpx.Auth):
         self._basic = False
         self._open = False
         self._tokens: dict[tuple[str, ...], tuple[Scopes, Token]] = {}
-        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._guard = threading.Lock()
 
     # -- the flow -------------------------------------------------------------
 
@@ -249,7 +253,7 @@ class RegistryAuth(httpx.Auth):
                 outgoing = flow.send(response)
         except StopIteration as done:
             token: Token = done.value
-        self._tokens[scopes] = (dict(needed), token)
+        self._tokens = {**self._tokens, scopes: (dict(needed), token)}  # copy: threads read it
         return token
 
     def _forget(self, authorization: str | None) -> None:
@@ -265,11 +269,19 @@ class RegistryAuth(httpx.Auth):
                 return token
         return None
 
-    # -- drivers ----------------------------------------------------------------
+    # -- the driver ---------------------------------------------------------------
 
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
+        """Run `auth_flow`, reading token responses; concurrent requests wanting the same
+        new token wait for the first one to get it instead of each fetching their own."""
+        needed = self._needed(request)
+        lock: threading.Lock | None = None
+        if not self._open and self._cached(needed) is None:
+            with self._guard:
+                lock = self._locks.setdefault(format_scopes(needed), threading.Lock())
+            lock.acquire()
         flow = self.auth_flow(request)
         try:
             outgoing = next(flow)
@@ -277,27 +289,6 @@ class RegistryAuth(httpx.Auth):
                 response = yield outgoing
                 if outgoing.extensions.get(TOKEN_REQUEST):
                     response.read()
-                outgoing = flow.send(response)
-        except StopIteration:
-            return
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Like `sync_auth_flow`, but concurrent requests wanting the same new token wait
-        for the first one to get it instead of each fetching their own."""
-        needed = self._needed(request)
-        lock: asyncio.Lock | None = None
-        if not self._open and self._cached(needed) is None:
-            lock = self._locks.setdefault(format_scopes(needed), asyncio.Lock())
-            await lock.acquire()
-        flow = self.auth_flow(request)
-        try:
-            outgoing = next(flow)
-            while True:
-                response = yield outgoing
-                if outgoing.extensions.get(TOKEN_REQUEST):
-                    await response.aread()
                 elif lock is not None:
                     lock.release()
                     lock = None

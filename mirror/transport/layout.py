@@ -11,15 +11,15 @@ the tag needs is on disk.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mirror import digest as _digest
 from mirror.errors import ConfigError, ManifestError, NotFound
@@ -39,12 +39,13 @@ class OciLayout:
         self.root = root
         self._create = create
         self._index: dict[str, Any] | None = None
+        self._lock = threading.Lock()  # index.json updates from several worker threads
 
     @property
     def name(self) -> str:
         return f"oci:{self.root}"
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
         return None
 
     # -- index.json ------------------------------------------------------------
@@ -88,27 +89,27 @@ class OciLayout:
 
     # -- the store interface -----------------------------------------------------
 
-    async def list_tags(self, repository: str) -> list[str]:
+    def list_tags(self, repository: str) -> list[str]:
         return sorted(self._entries(repository))
 
-    async def resolve(self, repository: str, reference: str) -> Descriptor | None:
+    def resolve(self, repository: str, reference: str) -> Descriptor | None:
         if reference.startswith("sha"):
             path = self._blob_path(reference)
             if not path.exists():
                 return None
-            return (await self.get_manifest(repository, reference)).descriptor()
+            return (self.get_manifest(repository, reference)).descriptor()
         entry = self._entries(repository).get(reference)
         if entry is None:
             return None
         return Descriptor.from_json(entry, f"{self.name} {repository}:{reference}")
 
-    async def get_manifest(
+    def get_manifest(
         self, repository: str, reference: str, expected_digest: str | None = None
     ) -> Manifest:
         media_type = None
         digest = reference
         if not reference.startswith("sha"):
-            descriptor = await self.resolve(repository, reference)
+            descriptor = self.resolve(repository, reference)
             if descriptor is None:
                 raise NotFound(f"{self.name}: not found: {repository}:{reference}")
             digest, media_type = descriptor.digest, descriptor.media_type
@@ -118,11 +119,11 @@ class OciLayout:
             raise NotFound(f"{self.name}: manifest {digest} missing") from None
         return Manifest.parse(raw, media_type, expected_digest or digest)
 
-    async def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+    def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         path = self._blob_path(manifest.digest)
         if not path.exists():
             self._prepare()
-            await asyncio.to_thread(_write_verified, path, manifest.raw, manifest.digest)
+            _write_verified(path, manifest.raw, manifest.digest)
         if reference.startswith("sha"):
             if reference != manifest.digest:
                 raise ManifestError(f"{reference}: manifest bytes hash to {manifest.digest}")
@@ -130,6 +131,10 @@ class OciLayout:
         self._tag(repository, validate_tag(reference), manifest)
 
     def _tag(self, repository: str, tag: str, manifest: Manifest) -> None:
+        with self._lock:
+            self._write_tag(repository, tag, manifest)
+
+    def _write_tag(self, repository: str, tag: str, manifest: Manifest) -> None:
         index = self._load_index()
         ref = f"{repository}:{tag}"
         entry = {
@@ -143,16 +148,14 @@ class OciLayout:
         self._write_index(updated)
         self._index = updated
 
-    async def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
+    def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
         try:
             return self._blob_path(descriptor.digest).stat().st_size == descriptor.size
         except FileNotFoundError:
             return False
 
-    @asynccontextmanager
-    async def read_blob(
-        self, repository: str, descriptor: Descriptor
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    @contextmanager
+    def read_blob(self, repository: str, descriptor: Descriptor) -> Iterator[Iterator[bytes]]:
         try:
             handle = self._blob_path(descriptor.digest).open("rb")
         except FileNotFoundError:
@@ -160,27 +163,27 @@ class OciLayout:
         with handle:
             yield _chunks(handle)
 
-    async def write_blob(
+    def write_blob(
         self,
         repository: str,
         descriptor: Descriptor,
         source: BlobSource,
         mount_from: str | None = None,
     ) -> Written:
-        """Blobs are shared by every repository of the layout: present means mounted."""
-        if mount_from is not None and await self.has_blob(repository, descriptor):
-            return "mounted"
+        """Blobs are shared by every repository of the layout: present is present."""
+        if self.has_blob(repository, descriptor):
+            return "present"
         self._prepare()
         path = self._blob_path(descriptor.digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
         try:
             with os.fdopen(fd, "wb") as out:
-                async with source() as chunks:
-                    async for chunk in chunks:
+                with source() as chunks:
+                    for chunk in chunks:
                         out.write(chunk)
                 out.flush()
-                await asyncio.to_thread(os.fsync, out.fileno())
+                os.fsync(out.fileno())
             os.replace(temporary, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -193,7 +196,7 @@ class OciLayout:
         return self.root / "blobs" / algorithm / _digest.hex_of(digest)
 
 
-async def _chunks(handle: Any) -> AsyncIterator[bytes]:
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
     while chunk := handle.read(_CHUNK):
         yield chunk
 

@@ -6,8 +6,8 @@ value (`host[:port]`, `https://host`, `http://127.0.0.1:5000`, `oci:PATH`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,28 +21,31 @@ OCI_PREFIX = "oci:"
 
 
 class Store(Protocol):
-    """Tags, manifests and blobs of repositories, wherever they are kept."""
+    """Tags, manifests and blobs of repositories, wherever they are kept.
+
+    Safe to call from several threads at once.
+    """
 
     @property
     def name(self) -> str: ...
 
-    async def list_tags(self, repository: str) -> list[str]: ...
+    def list_tags(self, repository: str) -> list[str]: ...
 
-    async def resolve(self, repository: str, reference: str) -> Descriptor | None: ...
+    def resolve(self, repository: str, reference: str) -> Descriptor | None: ...
 
-    async def get_manifest(
+    def get_manifest(
         self, repository: str, reference: str, expected_digest: str | None = None
     ) -> Manifest: ...
 
-    async def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None: ...
+    def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None: ...
 
-    async def has_blob(self, repository: str, descriptor: Descriptor) -> bool: ...
+    def has_blob(self, repository: str, descriptor: Descriptor) -> bool: ...
 
     def read_blob(
         self, repository: str, descriptor: Descriptor
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+    ) -> AbstractContextManager[Iterator[bytes]]: ...
 
-    async def write_blob(
+    def write_blob(
         self,
         repository: str,
         descriptor: Descriptor,
@@ -50,7 +53,7 @@ class Store(Protocol):
         mount_from: str | None = None,
     ) -> Written: ...
 
-    async def aclose(self) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

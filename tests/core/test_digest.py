@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,7 +14,7 @@ DATA = b"hello, registry" * 1000
 DIGEST = "sha256:" + hashlib.sha256(DATA).hexdigest()
 
 
-async def chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
+def chunks(data: bytes, size: int = 1000) -> Iterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
 
@@ -34,28 +34,28 @@ def test_sha512_is_accepted() -> None:
     digest.check(b"x", value)
 
 
-async def test_verified_passes_content_through_unchanged() -> None:
-    received = [c async for c in digest.verified(chunks(DATA), DIGEST, len(DATA))]
+def test_verified_passes_content_through_unchanged() -> None:
+    received = [c for c in digest.verified(chunks(DATA), DIGEST, len(DATA))]
     assert b"".join(received) == DATA
 
 
-async def test_verified_withholds_the_last_chunk_of_wrong_content() -> None:
+def test_verified_withholds_the_last_chunk_of_wrong_content() -> None:
     """A consumer forwarding chunks must never receive all bytes of a bad blob."""
     tampered = DATA[:-1] + b"!"
     received: list[bytes] = []
     with pytest.raises(DigestMismatch):
-        async for chunk in digest.verified(chunks(tampered), DIGEST, len(DATA)):
+        for chunk in digest.verified(chunks(tampered), DIGEST, len(DATA)):
             received.append(chunk)
     assert len(b"".join(received)) < len(DATA)
 
 
 @pytest.mark.parametrize("data", [DATA[:-10], DATA + b"more"], ids=["short", "long"])
-async def test_verified_checks_the_size(data: bytes) -> None:
+def test_verified_checks_the_size(data: bytes) -> None:
     with pytest.raises(DigestMismatch):
-        async for _ in digest.verified(chunks(data), DIGEST, len(DATA)):
+        for _ in digest.verified(chunks(data), DIGEST, len(DATA)):
             pass
 
 
-async def test_verified_handles_empty_blobs() -> None:
+def test_verified_handles_empty_blobs() -> None:
     empty = digest.compute(b"")
-    assert [c async for c in digest.verified(chunks(b""), empty, 0)] == []
+    assert [c for c in digest.verified(chunks(b""), empty, 0)] == []

@@ -63,12 +63,12 @@ def seed_releases(seeder: Seeder, versions: Sequence[str] = ("1.5.0", "1.5.1", "
     return pushed
 
 
-async def run(
+def run(
     source: RegistryClient | OciLayout,
     target: RegistryClient | OciLayout,
     governance: Governance | None = None,
 ) -> SyncOutcome:
-    return await sync(source, target, REPOS, Quiet(), select=select_all, governance=governance)
+    return sync(source, target, REPOS, Quiet(), select=select_all, governance=governance)
 
 
 def assert_mirrored(upstream: Seeder, mirror: Seeder, pushed: Sequence[Pushed]) -> None:
@@ -89,12 +89,12 @@ def count(requests: Sequence[Request], method: str, fragment: str) -> int:
     return sum(1 for r in requests if r.method == method and fragment in r.path)
 
 
-async def test_cold_sync_copies_every_platform_byte_for_byte(
+def test_cold_sync_copies_every_platform_byte_for_byte(
     upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
     source_client: RegistryClient, target_client: RegistryClient,
 ) -> None:
     pushed = seed_releases(seeder)
-    outcome = await run(source_client, target_client)
+    outcome = run(source_client, target_client)
     assert outcome.ok, outcome.result.failures
     assert_mirrored(seeder, target_seeder, pushed)
     assert {step.tag for step in outcome.steps if step.action is Action.CREATE} == {
@@ -102,17 +102,22 @@ async def test_cold_sync_copies_every_platform_byte_for_byte(
     }
 
 
-async def test_shared_layers_are_uploaded_once_then_mounted(
+def test_shared_layers_are_uploaded_once_then_mounted(
     upstream: Registry, target: Registry, seeder: Seeder,
     source_client: RegistryClient, target_client: RegistryClient,
 ) -> None:
     pushed = seed_releases(seeder)
     mark = len(target.requests())
-    outcome = await run(source_client, target_client)
+    outcome = run(source_client, target_client)
     requests = target.requests_since(mark)
     unique = {blob for release in pushed for blob in release.blobs}
     uploads = count(requests, "PUT", "/blobs/uploads/")
-    mounts = sum(1 for r in requests if r.method == "POST" and "mount=" in r.path and r.status == 201)
+    mounts = sum(
+        1
+        for r in requests
+        if r.method == "POST" and r.status == 201 and "from=azureiotedge-agent" in r.path
+        and r.path.startswith("/v2/azureiotedge-hub/")
+    )
     assert uploads == len(unique) == outcome.result.uploaded
     assert mounts == outcome.result.mounted > 0
     # Every blob was pulled from upstream exactly once.
@@ -120,16 +125,16 @@ async def test_shared_layers_are_uploaded_once_then_mounted(
     assert len({p.rsplit("/", 1)[1] for p in pulled}) == len(pulled) == len(unique)
 
 
-async def test_noop_sync_costs_one_listing_per_repository_and_one_head_per_tag(
+def test_noop_sync_costs_one_listing_per_repository_and_one_head_per_tag(
     upstream: Registry, target: Registry, seeder: Seeder,
     source_client: RegistryClient, target_client: RegistryClient,
 ) -> None:
     seed_releases(seeder)
-    await run(source_client, target_client)
+    run(source_client, target_client)
     tags = sum(len(seeder.tags(repo)) for repo in REPOS)
     up_mark, down_mark = len(upstream.requests()), len(target.requests())
 
-    outcome = await run(source_client, target_client)
+    outcome = run(source_client, target_client)
 
     assert outcome.ok and not any(step.pending for step in outcome.steps)
     for registry, mark in ((upstream, up_mark), (target, down_mark)):
@@ -139,12 +144,12 @@ async def test_noop_sync_costs_one_listing_per_repository_and_one_head_per_tag(
         assert count(requests, "HEAD", "/manifests/") == tags
 
 
-async def test_incremental_sync_transfers_only_new_blobs(
+def test_incremental_sync_transfers_only_new_blobs(
     upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
     source_client: RegistryClient, target_client: RegistryClient,
 ) -> None:
     pushed = seed_releases(seeder)
-    await run(source_client, target_client)
+    run(source_client, target_client)
     new = [seeder.push_release(repo, "1.5.3") for repo in REPOS]
     for repo in REPOS:
         seeder.tag(repo, "1.5.3", "1.5")
@@ -153,7 +158,7 @@ async def test_incremental_sync_transfers_only_new_blobs(
     }
     up_mark, down_mark = len(upstream.requests()), len(target.requests())
 
-    outcome = await run(source_client, target_client)
+    outcome = run(source_client, target_client)
 
     assert outcome.ok
     steps = {(s.repository, s.tag): s for s in outcome.steps}
@@ -165,7 +170,7 @@ async def test_incremental_sync_transfers_only_new_blobs(
     assert_mirrored(seeder, target_seeder, [*pushed, *new])
 
 
-async def test_a_corrupt_source_blob_never_reaches_the_target(
+def test_a_corrupt_source_blob_never_reaches_the_target(
     upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
     source_client: RegistryClient, target_client: RegistryClient,
 ) -> None:
@@ -177,7 +182,7 @@ async def test_a_corrupt_source_blob_never_reaches_the_target(
     data = next(upstream.storage.rglob(f"blobs/sha256/*/{victim.split(':')[1]}/data"))
     data.write_bytes(bytes(b ^ 0xFF for b in data.read_bytes()))
 
-    outcome = await sync(source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all)
+    outcome = sync(source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all)
 
     assert not outcome.ok
     assert any("digest mismatch" in message for _, message in outcome.result.failures)
@@ -186,18 +191,18 @@ async def test_a_corrupt_source_blob_never_reaches_the_target(
     assert target_seeder.digest_of("azureiotedge-agent", "1.6.0") == other.digest
 
 
-async def test_a_rebuilt_specific_tag_is_held_and_reported_as_drift(
+def test_a_rebuilt_specific_tag_is_held_and_reported_as_drift(
     upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
     source_client: RegistryClient, target_client: RegistryClient,
 ) -> None:
     original = seeder.push_release("azureiotedge-agent", "1.5.3")
-    await sync(source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all)
+    sync(source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all)
     rebuilt = seeder.push_release("azureiotedge-agent", "1.5.3", salt="base image fix")
     governance = Governance(
         on_rebuild={"azureiotedge-agent": OnRebuild.MIRROR_AS_DERIVED_TAG}, today=date(2026, 11, 26)
     )
 
-    outcome = await sync(
+    outcome = sync(
         source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all,
         governance=governance,
     )
@@ -207,7 +212,7 @@ async def test_a_rebuilt_specific_tag_is_held_and_reported_as_drift(
     assert target_seeder.digest_of("azureiotedge-agent", "1.5.3") == original.digest
     assert target_seeder.digest_of("azureiotedge-agent", "1.5.3-rebuild-20261126") == rebuilt.digest
 
-    again = await sync(
+    again = sync(
         source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all,
         governance=Governance(
             on_rebuild={"azureiotedge-agent": OnRebuild.MIRROR_AS_DERIVED_TAG}, today=date(2026, 11, 27)
@@ -217,34 +222,34 @@ async def test_a_rebuilt_specific_tag_is_held_and_reported_as_drift(
     assert "mirrored as 1.5.3-rebuild-20261126" in {s.tag: s for s in again.steps}["1.5.3"].reason
 
 
-async def test_a_rolling_tag_moved_backwards_upstream_is_held(
+def test_a_rolling_tag_moved_backwards_upstream_is_held(
     upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
     source_client: RegistryClient, target_client: RegistryClient,
 ) -> None:
     seed_releases(seeder, ("1.5.0", "1.5.1"))
-    await run(source_client, target_client)
+    run(source_client, target_client)
     newest = target_seeder.digest_of("azureiotedge-agent", "1.5")
     seeder.tag("azureiotedge-agent", "1.5.0", "1.5")  # upstream points 1.5 back at 1.5.0
 
-    outcome = await run(source_client, target_client)
+    outcome = run(source_client, target_client)
 
     step = {(s.repository, s.tag): s for s in outcome.steps}[("azureiotedge-agent", "1.5")]
     assert step.action is Action.HOLD
     assert step.reason == "hold: rolling 1.5 would move backwards to 1.5.0"
     assert target_seeder.digest_of("azureiotedge-agent", "1.5") == newest
 
-    allowed = await run(source_client, target_client, Governance(allow_backwards=True))
+    allowed = run(source_client, target_client, Governance(allow_backwards=True))
     assert allowed.ok
     assert target_seeder.digest_of("azureiotedge-agent", "1.5") == seeder.digest_of("azureiotedge-agent", "1.5.0")
 
 
-async def test_oci_layout_carries_images_across_an_air_gap(
+def test_oci_layout_carries_images_across_an_air_gap(
     tmp_path: Path, upstream: Registry, seeder: Seeder, source_client: RegistryClient,
 ) -> None:
     """Export to a layout on the connected side, import into a registry on the other."""
     pushed = seed_releases(seeder)
     export = OciLayout(tmp_path / "carry", create=True)
-    exported = await run(source_client, export)
+    exported = run(source_client, export)
     assert exported.ok
     assert (tmp_path / "carry" / "oci-layout").exists()
     assert not list((tmp_path / "carry").rglob(".partial-*"))
@@ -252,8 +257,8 @@ async def test_oci_layout_carries_images_across_an_air_gap(
     isolated = Registry(tmp_path / "isolated", "isolated").start()
     try:
         importer = client_for(isolated, push=True)
-        imported = await run(OciLayout(tmp_path / "carry"), importer)
-        await importer.aclose()
+        imported = run(OciLayout(tmp_path / "carry"), importer)
+        importer.close()
         assert imported.ok, imported.result.failures
         mirror = Seeder(isolated.url)
         assert_mirrored(seeder, mirror, pushed)
@@ -261,15 +266,15 @@ async def test_oci_layout_carries_images_across_an_air_gap(
     finally:
         isolated.stop()
 
-    again = await run(source_client, OciLayout(tmp_path / "carry", create=True))
+    again = run(source_client, OciLayout(tmp_path / "carry", create=True))
     assert not any(step.pending for step in again.steps)
     assert again.result == CopyResult()
 
 
-async def test_a_missing_repository_fails_with_a_clear_error(
+def test_a_missing_repository_fails_with_a_clear_error(
     upstream: Registry, source_client: RegistryClient, target_client: RegistryClient,
 ) -> None:
     from mirror.errors import NotFound
 
     with pytest.raises(NotFound, match="repository not found"):
-        await sync(source_client, target_client, ["no-such-repo"], Quiet(), select=select_all)
+        sync(source_client, target_client, ["no-such-repo"], Quiet(), select=select_all)
