@@ -7,6 +7,9 @@
     policy: policies/iotedge-runtime.yaml  # which tags are mirrored, and how (default: shipped)
     lines: ["1.6"]                         # runtime lines to mirror (default: the release feed's)
     concurrency: 8
+    ledger: /var/lib/mirror/ledger.sqlite  # or a SQLAlchemy URL (postgresql://...)
+    rewrite: {...}                         # `mirror rewrite` (see mirror/deployment/settings.py)
+    lint: {...}                            # `mirror lint`
     registries:                            # per-registry settings, keyed by host[:port]
       registry.example.com:
         insecure: true                     # allow plain http to a non-loopback host
@@ -26,6 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from mirror.deployment.settings import LintSettings, RewriteSettings
 from mirror.errors import ConfigError
 from mirror.reference import validate_repository
 from mirror.versions import Line
@@ -69,7 +73,13 @@ class Config(Settings):
     policy: Path | None = None
     lines: tuple[str, ...] | None = None
     concurrency: int = Field(default=8, ge=1, le=64)
+    ledger: str | None = Field(
+        default=None,
+        description="SQLite file or SQLAlchemy URL; default: $XDG_STATE_HOME/mirror/ledger.sqlite",
+    )
     registries: dict[str, RegistrySettings] = Field(default_factory=dict)
+    rewrite: RewriteSettings = Field(default_factory=RewriteSettings)
+    lint: LintSettings = Field(default_factory=LintSettings)
 
     @field_validator("lines")
     @classmethod

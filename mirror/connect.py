@@ -15,35 +15,35 @@ from mirror.transport.credentials import Login, docker_login
 from mirror.transport.endpoint import Endpoint
 from mirror.transport.layout import OciLayout
 from mirror.transport.registry import RegistryClient, http_client
-from mirror.transport.store import OCI_PREFIX, LayoutLocation, Store, parse_location
+from mirror.transport.store import LayoutLocation, RegistryLocation, Store, parse_location
 
 
 def host_of(text: str) -> str:
     """The `host[:port]` a `--source`/`--target` value names (lowercase)."""
-    return (urlsplit(text).netloc if "://" in text else text.strip("/")).lower()
+    rest = urlsplit(text).netloc if "://" in text else text.strip("/").partition("/")[0]
+    return rest.lower()
 
 
 def open_store(text: str, config: Config, *, push: bool = False) -> Store:
     """A registry client or an OCI layout for `text`; `push` when it will be written."""
-    if text.startswith(OCI_PREFIX):
-        location = parse_location(text)
-        assert isinstance(location, LayoutLocation)
-        return OciLayout(location.path, create=push)
     settings = config.registry(host_of(text))
-    endpoint = Endpoint.parse(text, insecure=settings.insecure)
-    return open_registry(endpoint, settings, config, push=push)
+    location = parse_location(text, insecure=settings.insecure)
+    if isinstance(location, LayoutLocation):
+        return OciLayout(location.path, create=push)
+    return open_registry(location, settings, config, push=push)
 
 
 def open_registry(
-    endpoint: Endpoint, settings: RegistrySettings, config: Config, *, push: bool
+    location: RegistryLocation, settings: RegistrySettings, config: Config, *, push: bool
 ) -> RegistryClient:
+    endpoint = location.endpoint
     auth = RegistryAuth(token_source(endpoint, settings), push=push)
     http = http_client(
         auth=auth,
         connections=max(16, config.concurrency * 2),
         verify=tls_context(settings),
     )
-    return RegistryClient(endpoint, http)
+    return RegistryClient(endpoint, http, prefix=location.prefix)
 
 
 def token_source(endpoint: Endpoint, settings: RegistrySettings) -> TokenSource:

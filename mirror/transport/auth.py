@@ -287,12 +287,13 @@ class RegistryAuth(httpx.Auth):
             outgoing = next(flow)
             while True:
                 response = yield outgoing
-                if outgoing.extensions.get(TOKEN_REQUEST):
+                is_token = bool(outgoing.extensions.get(TOKEN_REQUEST))
+                if is_token:
                     response.read()
-                elif lock is not None:
-                    lock.release()
-                    lock = None
                 outgoing = flow.send(response)
+                if lock is not None and not is_token and response.status_code != 401:
+                    lock.release()  # settled: a token is cached, or none is needed
+                    lock = None
         except StopIteration:
             return
         finally:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mirror.errors import ConfigError
+from mirror.reference import validate_repository
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -43,16 +44,24 @@ class Endpoint:
     @classmethod
     def parse(cls, text: str, *, insecure: bool = False) -> Endpoint:
         """`host[:port]` or `https://host[:port]`; `http://` only for loopback or insecure."""
+        endpoint, prefix = cls.parse_with_prefix(text, insecure=insecure)
+        if prefix:
+            raise ConfigError(f"a registry address has no path: {text!r}")
+        return endpoint
+
+    @classmethod
+    def parse_with_prefix(cls, text: str, *, insecure: bool = False) -> tuple[Endpoint, str]:
+        """Like `parse`, also accepting a repository path prefix: `host/prefix`."""
         if "://" not in text:
-            host = text.strip("/")
+            host, _, prefix = text.strip("/").partition("/")
             scheme = "https"
         else:
             parts = urlsplit(text)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ConfigError(f"not a registry address: {text!r}")
-            if parts.path.strip("/"):
-                raise ConfigError(f"a registry address has no path: {text!r}")
-            host, scheme = parts.netloc, parts.scheme
+            if parts.query or parts.fragment:
+                raise ConfigError(f"not a registry address: {text!r}")
+            host, scheme, prefix = parts.netloc, parts.scheme, parts.path.strip("/")
         if not host or "/" in host:
             raise ConfigError(f"not a registry address: {text!r}")
         if scheme == "http" and not (insecure or is_loopback(host)):
@@ -60,7 +69,9 @@ class Endpoint:
                 f"refusing plain http to {host}: only loopback registries may use http "
                 "unless the registry is marked insecure in the config"
             )
-        return cls(host=host.lower(), scheme=scheme)
+        if prefix:
+            validate_repository(prefix)
+        return cls(host=host.lower(), scheme=scheme), prefix
 
     def __str__(self) -> str:
         return self.host if self.scheme == "https" else self.url

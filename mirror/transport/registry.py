@@ -67,21 +67,33 @@ def http_client(
 
 
 class RegistryClient:
-    """One registry. Repository names are given per call; errors name registry and repo."""
+    """One registry. Repository names are given per call; errors name registry and repo.
+
+    With a `prefix` (`myacr.azurecr.io/edge`), every repository lives under it:
+    `azureiotedge-agent` is `edge/azureiotedge-agent` in the registry.
+    """
 
     def __init__(
         self,
         endpoint: Endpoint,
         http: httpx.Client,
         retry: RetryPolicy | None = None,
+        prefix: str = "",
     ) -> None:
         self.endpoint = endpoint
         self.http = http
         self.retry = retry or RetryPolicy()
+        self.prefix = prefix.strip("/")
+
+    def _name(self, repository: str) -> str:
+        return f"{self.prefix}/{repository}" if self.prefix else repository
+
+    def _path(self, repository: str) -> str:
+        return quote(self._name(repository), safe="/")
 
     @property
     def name(self) -> str:
-        return str(self.endpoint)
+        return f"{self.endpoint}/{self.prefix}" if self.prefix else str(self.endpoint)
 
     def close(self) -> None:
         self.http.close()
@@ -132,9 +144,9 @@ class RegistryClient:
         response = self._send("GET", self._url("/v2/"))
         self._check(response, "the API version check", 200)
 
-    def list_tags(self, repository: str) -> list[str]:
+    def list_tags(self, repository: str, page_size: int = _TAGS_PAGE) -> list[str]:
         """Every tag, following `Link` pagination."""
-        url: str | None = self._url(f"/v2/{_path(repository)}/tags/list?n={_TAGS_PAGE}")
+        url: str | None = self._url(f"/v2/{self._path(repository)}/tags/list?n={page_size}")
         tags: list[str] = []
         while url is not None:
             response = self._send("GET", url)
@@ -151,7 +163,7 @@ class RegistryClient:
 
     def resolve(self, repository: str, reference: str) -> Descriptor | None:
         """`HEAD` a manifest: its descriptor, or None when the tag/digest is absent."""
-        url = self._url(f"/v2/{_path(repository)}/manifests/{reference}")
+        url = self._url(f"/v2/{self._path(repository)}/manifests/{reference}")
         response = self._send("HEAD", url, headers={"Accept": ACCEPT})
         if response.status_code == 404:
             return None
@@ -168,7 +180,7 @@ class RegistryClient:
         self, repository: str, reference: str, expected_digest: str | None = None
     ) -> Manifest:
         """The manifest's bytes, verified against the digest asked for or announced."""
-        url = self._url(f"/v2/{_path(repository)}/manifests/{reference}")
+        url = self._url(f"/v2/{self._path(repository)}/manifests/{reference}")
         response = self._send("GET", url, headers={"Accept": ACCEPT})
         self._check(response, f"{repository}:{reference}", 200)
         if expected_digest is None and reference.startswith("sha"):
@@ -180,7 +192,7 @@ class RegistryClient:
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         """Store `manifest` under a tag or its digest; the registry must agree on the digest."""
-        url = self._url(f"/v2/{_path(repository)}/manifests/{reference}")
+        url = self._url(f"/v2/{self._path(repository)}/manifests/{reference}")
         headers = {"Content-Type": manifest.media_type}
         response = self._send("PUT", url, headers=headers, content=manifest.raw)
         self._check(response, f"pushing {repository}:{reference}", 200, 201)
@@ -192,7 +204,7 @@ class RegistryClient:
             )
 
     def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
-        url = self._url(f"/v2/{_path(repository)}/blobs/{descriptor.digest}")
+        url = self._url(f"/v2/{self._path(repository)}/blobs/{descriptor.digest}")
         response = self._send("HEAD", url)
         if response.status_code == 404:
             return False
@@ -202,7 +214,7 @@ class RegistryClient:
     @contextmanager
     def read_blob(self, repository: str, descriptor: Descriptor) -> Iterator[Iterator[bytes]]:
         """Stream a blob's bytes as served (no content decoding), following redirects."""
-        url = self._url(f"/v2/{_path(repository)}/blobs/{descriptor.digest}")
+        url = self._url(f"/v2/{self._path(repository)}/blobs/{descriptor.digest}")
         response = self._send("GET", url, stream=True)
         try:
             self._check(response, f"blob {descriptor.digest} in {repository}", 200)
@@ -226,9 +238,9 @@ class RegistryClient:
         so a cold copy costs POST + PUT per blob and a present blob one POST. The
         upload is one `PUT <location>&digest=` with the whole stream.
         """
-        origin = mount_from or repository
+        origin = self._name(mount_from or repository)
         query = f"?mount={descriptor.digest}&from={quote(origin, safe='/')}"
-        start = self._url(f"/v2/{_path(repository)}/blobs/uploads/{query}")
+        start = self._url(f"/v2/{self._path(repository)}/blobs/uploads/{query}")
         response = self._send("POST", start)
         self._check(response, f"starting an upload to {repository}", 201, 202)
         if response.status_code == 201:
@@ -250,10 +262,6 @@ class RegistryClient:
 
 def _is_stream(content: object) -> bool:
     return content is not None and not isinstance(content, bytes)
-
-
-def _path(repository: str) -> str:
-    return quote(repository, safe="/")
 
 
 def _next_link(response: httpx.Response) -> str | None:

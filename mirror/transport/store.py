@@ -1,7 +1,7 @@
 """One interface for every place images live: a registry or an OCI layout directory.
 
 `Store` is what the copy engine talks to; `Location` is a parsed `--source`/`--target`
-value (`host[:port]`, `https://host`, `http://127.0.0.1:5000`, `oci:PATH`).
+value (`host[:port][/prefix]`, `https://host`, `http://127.0.0.1:5000`, `oci:PATH`).
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ class Store(Protocol):
 @dataclass(frozen=True, slots=True)
 class RegistryLocation:
     endpoint: Endpoint
+    prefix: str = ""
 
     def __str__(self) -> str:
-        return str(self.endpoint)
+        return f"{self.endpoint}/{self.prefix}" if self.prefix else str(self.endpoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +77,11 @@ Location = RegistryLocation | LayoutLocation
 
 
 def parse_location(text: str, *, insecure: bool = False) -> Location:
-    """`oci:PATH` is a layout directory; anything else is a registry address."""
+    """`oci:PATH` is a layout directory; anything else is a registry address, with an
+    optional repository prefix (`myacr.azurecr.io/edge`)."""
     if text.startswith(OCI_PREFIX):
         path = text[len(OCI_PREFIX) :]
         if not path:
             raise ConfigError("oci: needs a directory path, e.g. oci:./mirror-store")
         return LayoutLocation(Path(path))
-    return RegistryLocation(Endpoint.parse(text, insecure=insecure))
+    return RegistryLocation(*Endpoint.parse_with_prefix(text, insecure=insecure))

@@ -23,6 +23,17 @@ REGISTRY_BIN = os.environ.get("REGISTRY_BIN", "/usr/bin/docker-registry")
 _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 
 
+def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` merged in, nested mappings key by key."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -73,9 +84,7 @@ class Registry:
             },
             "http": {"addr": self.address, "secret": f"test-{self.name}-secret"},
         }
-        for key, value in self.extra_config.items():
-            config[key] = value
-        return config
+        return _merged(config, self.extra_config)
 
     def start(self) -> Registry:
         if not Path(REGISTRY_BIN).exists():

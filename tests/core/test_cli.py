@@ -1,0 +1,206 @@
+"""`mirror sync` and `mirror plan` as a user runs them: a subprocess, its exit code,
+what it prints. Errors must be one line on stderr, with no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import Seeder
+from tests.support.registry import Registry, free_port
+
+REPOS = ("azureiotedge-agent", "azureiotedge-hub")
+
+
+def mirror(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "XDG_STATE_HOME": str(cwd / "state"), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "mirror", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("mirror: error: ")
+    return lines[0]
+
+
+def seed(seeder: Seeder) -> None:
+    for version in ("1.5.0", "1.5.1"):
+        for repo in REPOS:
+            seeder.push_release(repo, version)
+    for repo in REPOS:
+        seeder.tag(repo, "1.5.1", "1.5")
+
+
+def test_help_explains_every_command(tmp_path: Path) -> None:
+    result = mirror("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("sync", "plan"):
+        assert command in result.stdout
+    sync_help = mirror("sync", "--help", cwd=tmp_path)
+    for option in ("--source", "--target", "--repo", "--all-tags", "--concurrency", "--config"):
+        assert option in sync_help.stdout
+
+
+def test_plan_then_sync_then_plan(tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder) -> None:
+    seed(seeder)
+    common = ["--source", upstream.url, "--target", target.url, "--all-tags"]
+    for repo in REPOS:
+        common += ["--repo", repo]
+
+    before = mirror("plan", *common, "--output", "json", cwd=tmp_path)
+    assert before.returncode == 3, before.stderr
+    steps = json.loads(before.stdout)
+    assert {(s["repository"], s["tag"], s["action"]) for s in steps} == {
+        (repo, tag, "create") for repo in REPOS for tag in ("1.5", "1.5.0", "1.5.1")
+    }
+
+    synced = mirror("sync", *common, cwd=tmp_path)
+    assert synced.returncode == 0, synced.stderr
+    events = [line for line in synced.stderr.splitlines() if "event=" in line]
+    assert any("event=tag.written" in line for line in events)
+    done = next(line for line in events if "event=sync.done" in line)
+    assert "tags_written=6" in done and "failures=0" in done
+
+    after = mirror("plan", *common, cwd=tmp_path)
+    assert after.returncode == 0, after.stderr
+    assert "0 create, 0 update, 0 hold, 6 skip" in after.stdout
+
+
+def test_default_target_is_an_oci_layout_in_the_working_directory(
+    tmp_path: Path, upstream: Registry, seeder: Seeder
+) -> None:
+    seed(seeder)
+    result = mirror("sync", "--source", upstream.url, "--repo", "azureiotedge-agent", "--all-tags", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    index = json.loads((tmp_path / "mirror-store" / "index.json").read_text())
+    names = {m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]}
+    assert names == {"azureiotedge-agent:1.5", "azureiotedge-agent:1.5.0", "azureiotedge-agent:1.5.1"}
+
+
+def test_without_all_tags_the_policy_selects(tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder) -> None:
+    for tag in ("1.4.9", "1.5.0", "1.5.1", "1.6.0-rc.1", "latest", "1.5.1-linux-amd64", "1.5.1.debug"):
+        seeder.push_release("azureiotedge-agent", tag, version=tag)
+    seeder.tag("azureiotedge-agent", "1.5.1", "1.5")
+    result = mirror(
+        "plan", "--source", upstream.url, "--target", target.url, "--repo", "azureiotedge-agent", cwd=tmp_path
+    )
+    assert result.returncode == 3, result.stderr
+    lines = {line.split()[1].split(":", 1)[1]: line for line in result.stdout.splitlines()[:-1]}
+    assert lines["1.5.0"].startswith("create")
+    assert lines["1.5"].startswith("create")
+    assert "line 1.4" in lines["1.4.9"] and lines["1.4.9"].startswith("skip")
+    for tag in ("1.6.0-rc.1", "latest", "1.5.1-linux-amd64", "1.5.1.debug"):
+        assert lines[tag].startswith("skip"), lines[tag]
+
+
+def test_unreachable_registry_is_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    result = mirror("sync", "--source", f"http://127.0.0.1:{port}", "--target", f"oci:{tmp_path / 'x'}", "--all-tags", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"cannot reach http://127.0.0.1:{port}" in one_line_error(result)
+
+
+def test_unknown_repository_is_one_line(tmp_path: Path, upstream: Registry) -> None:
+    result = mirror("sync", "--source", upstream.url, "--repo", "no-such-image", "--all-tags", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "repository not found" in one_line_error(result)
+
+
+def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
+    result = mirror("plan", "--source", "http://registry.example.com", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "refusing plain http to registry.example.com" in one_line_error(result)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("concurency: 4\n", "mirror.yaml:1: concurency: unknown key (did you mean concurrency?)"),
+        ("repositories: []\n", "mirror.yaml:1: repositories: "),
+        ("concurrency: 0\n", "mirror.yaml:1: concurrency: must be >= 1"),
+        ("source: [\n", "mirror.yaml:2: not valid YAML"),
+        ("version: 1\nversion: 1\n", "mirror.yaml:2: version: duplicate key"),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_line_and_key(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "mirror.yaml").write_text(text)
+    result = mirror("plan", cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in one_line_error(result)
+
+
+def test_refused_credentials_are_one_line_without_the_secret(tmp_path: Path, acr: object) -> None:
+    """The registry is the real docker-registry behind the ACR stand-in (token auth)."""
+    url = acr.url  # type: ignore[attr-defined]
+    host = url.removeprefix("http://")
+    (tmp_path / "mirror.yaml").write_text(
+        f"registries:\n  '{host}':\n    username: intruder\n    password_env: MIRROR_TEST_SECRET\n"
+    )
+    result = mirror(
+        "plan", "--source", url, "--repo", "azureiotedge-agent", "--all-tags",
+        "--target", f"oci:{tmp_path / 'x'}", cwd=tmp_path,
+        env={"MIRROR_TEST_SECRET": "hunter2-do-not-print"},
+    )
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert "refused the credentials" in line
+    assert "hunter2-do-not-print" not in result.stderr + result.stdout
+
+
+def test_a_killed_sync_leaves_no_tag_on_partial_content_and_resumes(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder
+) -> None:
+    """SIGKILL the sync once the target has some of the content, then check every
+    tag in the target is complete, then run again and check only the rest moves."""
+    pushed = []
+    for version in ("1.5.0", "1.5.1", "1.5.2", "1.5.3"):
+        for repo in REPOS:
+            pushed.append(seeder.push_release(repo, version, layer_size=1_500_000))
+    args = ["sync", "--source", upstream.url, "--target", target.url, "--all-tags", "--concurrency", "1"]
+    for repo in REPOS:
+        args += ["--repo", repo]
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    process = subprocess.Popen([sys.executable, "-m", "mirror", *args], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        uploads = [r for r in target.requests() if r.method == "PUT" and "/blobs/uploads/" in r.path]
+        if len(uploads) >= 5:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the sync finished before it could be interrupted"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    for repo in REPOS:
+        for tag in target_seeder.tags(repo):
+            release = next(p for p in pushed if p.repository == repo and p.tag == tag)
+            assert all(target_seeder.has_manifest(repo, child) for child in release.children)
+            assert all(target_seeder.has_blob(repo, blob) for blob in release.blobs)
+    present_before = {(p.repository, b) for p in pushed for b in p.blobs if target_seeder.has_blob(p.repository, b)}
+    assert present_before, "nothing was copied before the kill"
+
+    mark = len(target.requests())
+    result = mirror(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    uploaded = [r for r in target.requests_since(mark) if r.method == "PUT" and "/blobs/uploads/" in r.path]
+    missing = {(p.repository, b) for p in pushed for b in p.blobs} - present_before
+    assert len(uploaded) <= len(missing)
+    for release in pushed:
+        assert target_seeder.digest_of(release.repository, release.tag) == release.digest
