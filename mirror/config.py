@@ -16,6 +16,13 @@
         ca_bundle: /etc/ssl/my-ca.pem
         username: mirror
         password_env: MIRROR_REGISTRY_PASSWORD
+      myacr.azurecr.io:
+        push:                              # what `mirror sync` pushes with (acrPush)
+          type: service-principal
+          tenant_id: ...
+          client_id: ...
+          client_secret_env: MIRROR_PUSH_SECRET
+        pull: {type: basic, username: <app id>, password_env: MIRROR_PULL_SECRET}  # devices
 
 Secrets are never stored in the file: a password is named by the environment
 variable that holds it, and read (as a `SecretStr`) only when a registry is opened.
@@ -24,10 +31,11 @@ variable that holds it, and read (as a `SecretStr`) only when a registry is open
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from mirror.deployment.settings import LintSettings, RewriteSettings
 from mirror.errors import ConfigError
@@ -45,8 +53,96 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def read_secret(variable: str, environ: Mapping[str, str] | None = None) -> SecretStr:
+    """The secret in environment variable `variable` (read when needed, never stored)."""
+    env = os.environ if environ is None else environ
+    value = env.get(variable)
+    if value is None:
+        raise ConfigError(f"environment variable {variable} is not set")
+    return SecretStr(value)
+
+
+class ServicePrincipal(Settings):
+    """A Microsoft Entra service principal with a client secret or a certificate."""
+
+    type: Literal["service-principal"]
+    tenant_id: str
+    client_id: str
+    client_secret_env: str | None = None
+    certificate_path: Path | None = None
+    certificate_password_env: str | None = None
+    authority: str | None = Field(
+        default=None, description="Entra authority host for sovereign or private clouds"
+    )
+    ca_bundle: Path | None = Field(default=None, description="CA bundle to trust for the authority")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ServicePrincipal:
+        if (self.client_secret_env is None) == (self.certificate_path is None):
+            raise ValueError("set exactly one of client_secret_env and certificate_path")
+        return self
+
+    def describe(self) -> str:
+        return f"service principal {self.client_id}"
+
+
+class ManagedIdentity(Settings):
+    """The Azure managed identity of the machine (system- or user-assigned)."""
+
+    type: Literal["managed-identity"]
+    client_id: str | None = None
+
+    def describe(self) -> str:
+        return f"managed identity {self.client_id or '(system-assigned)'}"
+
+
+class WorkloadIdentity(Settings):
+    """AKS workload identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE)."""
+
+    type: Literal["workload-identity"]
+
+    def describe(self) -> str:
+        return "the workload identity"
+
+
+class AzureDefault(Settings):
+    """azure-identity's DefaultAzureCredential chain (AZURE_* variables, managed identity,
+    az login, ...)."""
+
+    type: Literal["azure-default"]
+
+    def describe(self) -> str:
+        return "the default Azure credential chain"
+
+
+class BasicLogin(Settings):
+    """A user name and a password held in an environment variable: a service principal's
+    id and secret (ACR accepts them on its token endpoint), an ACR repository-scoped
+    token, or any registry's login."""
+
+    type: Literal["basic"]
+    username: str
+    password_env: str
+
+    def password(self, environ: Mapping[str, str] | None = None) -> SecretStr:
+        return read_secret(self.password_env, environ)
+
+    def describe(self) -> str:
+        return f"user {self.username}"
+
+
+EntraIdentity = ServicePrincipal | ManagedIdentity | WorkloadIdentity | AzureDefault
+Identity = Annotated[EntraIdentity | BasicLogin, Field(discriminator="type")]
+
+
 class RegistrySettings(Settings):
-    """How to reach and authenticate to one registry."""
+    """How to reach and authenticate to one registry.
+
+    `push` is the identity `mirror sync` writes with; `pull` the one devices use (its
+    user name appears in deployments only as a placeholder; `mirror doctor` checks it
+    can pull and cannot push). `username` + `password_env` is a shorthand for a
+    `basic` identity used for both.
+    """
 
     insecure: bool = False
     ca_bundle: Path | None = None
@@ -54,15 +150,29 @@ class RegistrySettings(Settings):
     password_env: str | None = Field(
         default=None, description="environment variable holding the password or token"
     )
+    acr: bool | None = Field(
+        default=None, description="Azure Container Registry (default: host ends in .azurecr.io)"
+    )
+    push: Identity | None = None
+    pull: Identity | None = None
+    lock_specific_tags: bool = Field(
+        default=True, description="on ACR, lock each mirrored specific tag (write/delete off)"
+    )
 
-    def password(self, environ: dict[str, str] | None = None) -> SecretStr | None:
-        if self.password_env is None:
-            return None
-        env = os.environ if environ is None else environ
-        value = env.get(self.password_env)
-        if value is None:
-            raise ConfigError(f"environment variable {self.password_env} is not set")
-        return SecretStr(value)
+    @model_validator(mode="after")
+    def _login_pair(self) -> RegistrySettings:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("set both username and password_env, or neither")
+        return self
+
+    def identity(self, *, push: bool) -> Identity | None:
+        """The identity for writing (`push`) or reading."""
+        chosen = self.push if push else (self.pull or self.push)
+        if chosen is not None:
+            return chosen
+        if self.username is not None and self.password_env is not None:
+            return BasicLogin(type="basic", username=self.username, password_env=self.password_env)
+        return None
 
 
 class Config(Settings):

@@ -9,9 +9,18 @@ from __future__ import annotations
 import ssl
 from urllib.parse import urlsplit
 
-from mirror.config import Config, RegistrySettings
+from mirror.config import (
+    AzureDefault,
+    BasicLogin,
+    Config,
+    EntraIdentity,
+    Identity,
+    RegistrySettings,
+)
+from mirror.errors import ConfigError
+from mirror.transport.acr import AcrMetadata, AcrTokens, EntraCredential, is_acr
 from mirror.transport.auth import DistributionTokens, RegistryAuth, TokenSource
-from mirror.transport.credentials import Login, docker_login
+from mirror.transport.credentials import docker_login
 from mirror.transport.endpoint import Endpoint
 from mirror.transport.layout import OciLayout
 from mirror.transport.registry import RegistryClient, http_client
@@ -24,41 +33,100 @@ def host_of(text: str) -> str:
     return rest.lower()
 
 
-def open_store(text: str, config: Config, *, push: bool = False) -> Store:
-    """A registry client or an OCI layout for `text`; `push` when it will be written."""
+def open_store(
+    text: str, config: Config, *, push: bool = False, credential: EntraCredential | None = None
+) -> Store:
+    """A registry client or an OCI layout for `text`; `push` when it will be written.
+
+    `credential` replaces the configured Microsoft Entra identity (for ACR registries).
+    """
     settings = config.registry(host_of(text))
     location = parse_location(text, insecure=settings.insecure)
     if isinstance(location, LayoutLocation):
         return OciLayout(location.path, create=push)
-    return open_registry(location, settings, config, push=push)
+    return open_registry(location, settings, config, push=push, credential=credential)
 
 
 def open_registry(
-    location: RegistryLocation, settings: RegistrySettings, config: Config, *, push: bool
+    location: RegistryLocation,
+    settings: RegistrySettings,
+    config: Config,
+    *,
+    push: bool,
+    credential: EntraCredential | None = None,
+    source: TokenSource | None = None,
 ) -> RegistryClient:
+    """A client for the registry, authenticating as the identity for the role (or
+    with `source`, or the injected Entra `credential`)."""
     endpoint = location.endpoint
-    auth = RegistryAuth(token_source(endpoint, settings), push=push)
+    if source is None:
+        source = token_source(endpoint, settings, push=push, credential=credential)
     http = http_client(
-        auth=auth,
+        auth=RegistryAuth(source, push=push),
         connections=max(16, config.concurrency * 2),
         verify=tls_context(settings),
     )
     return RegistryClient(endpoint, http, prefix=location.prefix)
 
 
-def token_source(endpoint: Endpoint, settings: RegistrySettings) -> TokenSource:
-    login = registry_login(endpoint, settings)
-    if login is None:
-        return DistributionTokens()
-    return DistributionTokens(login.username, login.password.get_secret_value())
+def is_acr_registry(endpoint: Endpoint, settings: RegistrySettings) -> bool:
+    return settings.acr if settings.acr is not None else is_acr(endpoint.host)
 
 
-def registry_login(endpoint: Endpoint, settings: RegistrySettings) -> Login | None:
-    """Credentials from the config (user + password variable), else Docker's config.json."""
-    password = settings.password()
-    if settings.username and password is not None:
-        return Login(settings.username, password)
-    return docker_login(endpoint.host)
+def token_source(
+    endpoint: Endpoint,
+    settings: RegistrySettings,
+    *,
+    push: bool,
+    credential: EntraCredential | None = None,
+) -> TokenSource:
+    """How tokens are obtained for this registry and role.
+
+    The configured identity (`push` / `pull`, or `username` + `password_env`), else a
+    `docker login`; an ACR registry with neither uses azure-identity's default chain
+    (the AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_CLIENT_SECRET variables among them).
+    """
+    if credential is not None:
+        return AcrTokens(credential, describe="the given credential")
+    identity = settings.identity(push=push)
+    if identity is not None:
+        return identity_tokens(identity, endpoint, settings)
+    login = docker_login(endpoint.host)
+    if login is not None:
+        return DistributionTokens(login.username, login.password.get_secret_value())
+    if is_acr_registry(endpoint, settings):
+        return _entra_tokens(AzureDefault(type="azure-default"))
+    return DistributionTokens()
+
+
+def identity_tokens(
+    identity: Identity, endpoint: Endpoint, settings: RegistrySettings
+) -> TokenSource:
+    """The token source for one configured identity."""
+    if isinstance(identity, BasicLogin):
+        return DistributionTokens(identity.username, identity.password().get_secret_value())
+    if not is_acr_registry(endpoint, settings):
+        raise ConfigError(
+            f"{endpoint.host}: Microsoft Entra identities work with Azure Container "
+            "Registry only (set `acr: true` if this is one)"
+        )
+    return _entra_tokens(identity)
+
+
+def _entra_tokens(identity: EntraIdentity) -> AcrTokens:
+    from mirror.transport.entra import credential  # imports azure-identity: on demand
+
+    return AcrTokens(credential(identity), describe=identity.describe())
+
+
+def acr_metadata(store: Store, config: Config) -> AcrMetadata | None:
+    """The metadata API of `store` if it is an ACR registry that locks specific tags."""
+    if not isinstance(store, RegistryClient):
+        return None
+    settings = config.registry(store.endpoint.host)
+    if not (is_acr_registry(store.endpoint, settings) and settings.lock_specific_tags):
+        return None
+    return AcrMetadata(store)
 
 
 def tls_context(settings: RegistrySettings) -> ssl.SSLContext | bool:

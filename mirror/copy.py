@@ -128,7 +128,17 @@ class Copier:
             if first.exception() is not None:
                 mount_from = None  # the first copy failed: upload here instead
         try:
+            if self._cancelled.is_set():
+                raise Cancelled("not attempted: the run was stopped")
             outcome = self._with_retries(lambda: self._transfer(copy, mount_from))
+        except AuthenticationError as error:
+            # Refused credentials fail every other transfer the same way: stop now
+            # and report it once rather than once per blob.
+            already = self._cancelled.is_set()
+            self._cancelled.set()
+            if not already:
+                self._fail(f"blob {copy.descriptor.digest} ({copy.reason})", error)
+            raise
         except Exception as error:
             self._fail(f"blob {copy.descriptor.digest} ({copy.reason})", error)
             raise
@@ -207,7 +217,9 @@ class Copier:
                 return attempt()
             except (AuthenticationError, NotFound, Cancelled):
                 raise
-            except (MirrorError, httpx.HTTPError):
+            except (MirrorError, httpx.HTTPError, httpx.StreamError):
+                # StreamError: the registry refused a streamed upload's token and the
+                # body cannot be sent twice; the auth flow already holds a new token.
                 if number == self.retry.attempts:
                     raise
                 time.sleep(self.retry.delay(number))

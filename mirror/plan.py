@@ -120,9 +120,15 @@ def _decide(
     steps = [replace(step, action=decision.action, reason=decision.reason, drift=decision.drift)]
     if decision.derived_tag is not None:
         reason = f"create: rebuilt {item.tag} mirrored as {decision.derived_tag}"
-        steps.append(
-            TagStep(item.repository, decision.derived_tag, Action.CREATE, reason, source_digest)
+        derived = TagStep(
+            item.repository,
+            decision.derived_tag,
+            Action.CREATE,
+            reason,
+            source_digest,
+            kind=TagKind.SPECIFIC.value,
         )
+        steps.append(derived)
     return steps
 
 
@@ -139,6 +145,42 @@ def _decide_plain(step: TagStep) -> TagStep:
 
 def _short(digest: str) -> str:
     return digest.partition(":")[2][:12]
+
+
+# -- locks ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockStep:
+    """A specific tag to lock in the target (ACR: write and delete disabled on the tag,
+    its index and every child manifest). `after_write`: only once the sync wrote it."""
+
+    repository: str
+    tag: str
+    reason: str
+    after_write: bool = False
+
+
+def plan_locks(
+    steps: Iterable[TagStep], states: Mapping[str, Mapping[str, bool]]
+) -> list[LockStep]:
+    """Specific tags that will be, or already are, in the target and are not locked.
+
+    `states` maps repository -> tag -> locked, as the target reports it; a tag the
+    sync creates is locked after it is written. Locking is idempotent: a tag already
+    locked plans nothing.
+    """
+    locks = []
+    for step in steps:
+        if step.kind != TagKind.SPECIFIC.value:
+            continue
+        if step.pending:
+            locks.append(LockStep(step.repository, step.tag, "lock: new specific tag", True))
+        elif step.target_digest is not None and not states.get(step.repository, {}).get(
+            step.tag, False
+        ):
+            locks.append(LockStep(step.repository, step.tag, "lock: specific tag is not locked"))
+    return locks
 
 
 # -- content -------------------------------------------------------------------

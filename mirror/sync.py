@@ -18,10 +18,20 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from mirror.copy import Copier, CopyReporter, CopyResult
-from mirror.errors import NotFound
+from mirror.errors import MirrorError, NotFound
 from mirror.manifest import Manifest
-from mirror.plan import ContentPlan, Governance, Observed, TagStep, plan_content, plan_tags
+from mirror.plan import (
+    ContentPlan,
+    Governance,
+    LockStep,
+    Observed,
+    TagStep,
+    plan_content,
+    plan_locks,
+    plan_tags,
+)
 from mirror.policy import Action, Verdict, rebuilt_from
+from mirror.transport.acr import AcrMetadata
 from mirror.transport.store import Store
 from mirror.versions import parse_tag
 
@@ -61,6 +71,8 @@ class SyncOutcome:
     steps: list[TagStep]
     content: ContentPlan
     result: CopyResult
+    locks: list[LockStep] = field(default_factory=list)
+    locked: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -186,10 +198,56 @@ def sync(
     select: Selector = select_all,
     governance: Governance | None = None,
     concurrency: int = 8,
+    metadata: AcrMetadata | None = None,
 ) -> SyncOutcome:
+    """Observe, plan, copy; then, on ACR (`metadata`), lock the specific tags."""
     observation = observe(source, target, repositories, select, concurrency=concurrency)
     steps = observation.steps(governance)
     manifests = fetch_manifests(source, steps, concurrency=concurrency)
     content = plan_content(steps, manifests, observation.present())
     result = Copier(source, target, reporter, concurrency=concurrency).apply(content)
-    return SyncOutcome(steps, content, result)
+    outcome = SyncOutcome(steps, content, result)
+    if metadata is not None:
+        outcome.locks = plan_locks(steps, lock_states(metadata, repositories, concurrency))
+        written = {(write.repository, write.tag) for write in result.tags}
+        outcome.locked = apply_locks(target, metadata, outcome.locks, written, result, concurrency)
+    return outcome
+
+
+def lock_states(
+    metadata: AcrMetadata, repositories: Sequence[str], concurrency: int = 8
+) -> dict[str, dict[str, bool]]:
+    """repository -> tag -> locked, one listing per repository."""
+    listed = map_limited(concurrency, metadata.tag_states, repositories)
+    return {
+        repo: {tag: attributes.locked for tag, attributes in states.items()}
+        for repo, states in zip(repositories, listed, strict=True)
+    }
+
+
+def apply_locks(
+    target: Store,
+    metadata: AcrMetadata,
+    locks: Sequence[LockStep],
+    written: set[tuple[str, str]],
+    result: CopyResult,
+    concurrency: int = 8,
+) -> list[tuple[str, str]]:
+    """Lock each planned tag that is in the target (children, index, then the tag).
+
+    A tag the sync should have written but did not (it failed) is left alone; a lock
+    that fails is added to `result.failures`.
+    """
+    due = [lock for lock in locks if not lock.after_write or (lock.repository, lock.tag) in written]
+
+    def lock_one(lock: LockStep) -> tuple[str, str] | None:
+        try:
+            index = target.get_manifest(lock.repository, lock.tag)
+            digests = [child.digest for child in index.children()] + [index.digest]
+            metadata.lock(lock.repository, lock.tag, digests)
+        except MirrorError as error:
+            result.failures.append((f"lock {lock.repository}:{lock.tag}", str(error)))
+            return None
+        return (lock.repository, lock.tag)
+
+    return [done for done in map_limited(concurrency, lock_one, due) if done is not None]

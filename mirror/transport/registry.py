@@ -85,11 +85,12 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.prefix = prefix.strip("/")
 
-    def _name(self, repository: str) -> str:
+    def full_name(self, repository: str) -> str:
+        """The repository's name in the registry (with the prefix)."""
         return f"{self.prefix}/{repository}" if self.prefix else repository
 
     def _path(self, repository: str) -> str:
-        return quote(self._name(repository), safe="/")
+        return quote(self.full_name(repository), safe="/")
 
     @property
     def name(self) -> str:
@@ -100,7 +101,7 @@ class RegistryClient:
 
     # -- requests ---------------------------------------------------------------
 
-    def _url(self, path: str) -> str:
+    def url_for(self, path: str) -> str:
         return urljoin(self.endpoint.url + "/", path.lstrip("/"))
 
     def _send(
@@ -141,12 +142,12 @@ class RegistryClient:
 
     def ping(self) -> None:
         """`GET /v2/`: the registry speaks the distribution API and accepts us."""
-        response = self._send("GET", self._url("/v2/"))
+        response = self._send("GET", self.url_for("/v2/"))
         self._check(response, "the API version check", 200)
 
     def list_tags(self, repository: str, page_size: int = _TAGS_PAGE) -> list[str]:
         """Every tag, following `Link` pagination."""
-        url: str | None = self._url(f"/v2/{self._path(repository)}/tags/list?n={page_size}")
+        url: str | None = self.url_for(f"/v2/{self._path(repository)}/tags/list?n={page_size}")
         tags: list[str] = []
         while url is not None:
             response = self._send("GET", url)
@@ -163,7 +164,7 @@ class RegistryClient:
 
     def resolve(self, repository: str, reference: str) -> Descriptor | None:
         """`HEAD` a manifest: its descriptor, or None when the tag/digest is absent."""
-        url = self._url(f"/v2/{self._path(repository)}/manifests/{reference}")
+        url = self.url_for(f"/v2/{self._path(repository)}/manifests/{reference}")
         response = self._send("HEAD", url, headers={"Accept": ACCEPT})
         if response.status_code == 404:
             return None
@@ -180,7 +181,7 @@ class RegistryClient:
         self, repository: str, reference: str, expected_digest: str | None = None
     ) -> Manifest:
         """The manifest's bytes, verified against the digest asked for or announced."""
-        url = self._url(f"/v2/{self._path(repository)}/manifests/{reference}")
+        url = self.url_for(f"/v2/{self._path(repository)}/manifests/{reference}")
         response = self._send("GET", url, headers={"Accept": ACCEPT})
         self._check(response, f"{repository}:{reference}", 200)
         if expected_digest is None and reference.startswith("sha"):
@@ -192,7 +193,7 @@ class RegistryClient:
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         """Store `manifest` under a tag or its digest; the registry must agree on the digest."""
-        url = self._url(f"/v2/{self._path(repository)}/manifests/{reference}")
+        url = self.url_for(f"/v2/{self._path(repository)}/manifests/{reference}")
         headers = {"Content-Type": manifest.media_type}
         response = self._send("PUT", url, headers=headers, content=manifest.raw)
         self._check(response, f"pushing {repository}:{reference}", 200, 201)
@@ -204,7 +205,7 @@ class RegistryClient:
             )
 
     def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
-        url = self._url(f"/v2/{self._path(repository)}/blobs/{descriptor.digest}")
+        url = self.url_for(f"/v2/{self._path(repository)}/blobs/{descriptor.digest}")
         response = self._send("HEAD", url)
         if response.status_code == 404:
             return False
@@ -214,7 +215,7 @@ class RegistryClient:
     @contextmanager
     def read_blob(self, repository: str, descriptor: Descriptor) -> Iterator[Iterator[bytes]]:
         """Stream a blob's bytes as served (no content decoding), following redirects."""
-        url = self._url(f"/v2/{self._path(repository)}/blobs/{descriptor.digest}")
+        url = self.url_for(f"/v2/{self._path(repository)}/blobs/{descriptor.digest}")
         response = self._send("GET", url, stream=True)
         try:
             self._check(response, f"blob {descriptor.digest} in {repository}", 200)
@@ -238,9 +239,9 @@ class RegistryClient:
         so a cold copy costs POST + PUT per blob and a present blob one POST. The
         upload is one `PUT <location>&digest=` with the whole stream.
         """
-        origin = self._name(mount_from or repository)
+        origin = self.full_name(mount_from or repository)
         query = f"?mount={descriptor.digest}&from={quote(origin, safe='/')}"
-        start = self._url(f"/v2/{self._path(repository)}/blobs/uploads/{query}")
+        start = self.url_for(f"/v2/{self._path(repository)}/blobs/uploads/{query}")
         response = self._send("POST", start)
         self._check(response, f"starting an upload to {repository}", 201, 202)
         if response.status_code == 201:
@@ -258,6 +259,28 @@ class RegistryClient:
             response = self._send("PUT", url, headers=headers, content=chunks)
         self._check(response, f"uploading {descriptor.digest} to {repository}", 201)
         return "uploaded"
+
+    def start_upload(self, repository: str) -> str:
+        """Open an upload session (what a push starts with); its absolute URL."""
+        response = self._send("POST", self.url_for(f"/v2/{self._path(repository)}/blobs/uploads/"))
+        self._check(response, f"starting an upload to {repository}", 202)
+        location: str = response.headers.get("Location", "")
+        return urljoin(str(response.url), location)
+
+    def cancel_upload(self, url: str) -> bool:
+        """Abandon an upload session; False if the registry would not (it expires anyway)."""
+        response = self._send("DELETE", url, retry=False)
+        return response.status_code in (200, 204)
+
+    def storage_host(self, repository: str, descriptor: Descriptor) -> str | None:
+        """The host a blob download is redirected to (a CDN or blob storage), if any."""
+        url = self.url_for(f"/v2/{self._path(repository)}/blobs/{descriptor.digest}")
+        request = self.http.build_request("GET", url)
+        response = self.http.send(request, follow_redirects=False)
+        response.close()
+        if not response.is_redirect:
+            return None
+        return str(httpx.URL(response.headers["Location"]).host) or None
 
 
 def _is_stream(content: object) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
 _REPOSITORY_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)/")
+_METADATA_PATH = re.compile(r"^/acr/v1/(?P<name>[^/]+)/_(?:tags|manifests)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +62,13 @@ def needed_for(
 
     A client that pushes asks for `pull,push` on every request to a repository, so one
     token serves the whole copy into it; a cross-repository mount also needs `pull` on
-    the repository it mounts from.
+    the repository it mounts from; ACR's `/acr/v1/<repo>/...` needs `metadata_read`
+    or `metadata_write`.
     """
+    metadata = _METADATA_PATH.match(path)
+    if metadata:  # ACR's metadata API: its own actions
+        action = "metadata_read" if method in ("GET", "HEAD") else "metadata_write"
+        return {("repository", unquote(metadata["name"])): frozenset({action})}
     match = _REPOSITORY_PATH.match(unquote(path))
     if not match:
         return {}

@@ -1,0 +1,247 @@
+"""Azure Container Registry: its token exchange and its metadata API (tag locks).
+
+Tokens (what ACR speaks, see docs/acr.md):
+
+    Entra token (scope https://containerregistry.azure.net/.default)
+      -> POST /oauth2/exchange   grant_type=access_token   -> refresh token (~3 h)
+      -> POST /oauth2/token      grant_type=refresh_token  -> access token per scope
+
+`AcrTokens` is the `TokenSource` for that flow. The refresh token is exchanged once
+and reused for every scope until shortly before it expires; if the token endpoint
+refuses it (a bare 401: expired or revoked), one new exchange is made. The Entra
+token comes from an `EntraCredential` (anything with azure-core's
+`get_token(*scopes)`); building one from configuration is `entra.py`'s job, so this
+module never imports azure-identity.
+
+`AcrMetadata` reads and changes tag and manifest attributes
+(`/acr/v1/<repo>/_tags/<tag>`, `/_manifests/<digest>`): locking a mirrored specific
+tag means `writeEnabled=false, deleteEnabled=false` on the tag, its index and every
+child manifest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote, urljoin, urlsplit
+
+import httpx
+
+from mirror.errors import AuthenticationError, NotFound, RegistryError
+from mirror.transport.auth import Challenge, Token, jwt_expiry, token_from_response
+from mirror.transport.registry import RegistryClient
+
+ACR_SCOPE = "https://containerregistry.azure.net/.default"
+API_VERSION = "2021-07-01"
+ACR_SUFFIX = ".azurecr.io"
+LOCKED = {"writeEnabled": False, "deleteEnabled": False}
+_REFRESH_MARGIN = 300.0  # renew a refresh token this long before it expires
+_DEFAULT_REFRESH_LIFETIME = 3 * 3600.0
+
+
+def is_acr(host: str) -> bool:
+    """True for `<name>.azurecr.io` (and its sovereign-cloud forms)."""
+    name = host.lower().rsplit(":", 1)[0]
+    return name.endswith((ACR_SUFFIX, ".azurecr.cn", ".azurecr.us", ".azurecr.de"))
+
+
+class EntraToken(Protocol):
+    @property
+    def token(self) -> str: ...
+
+
+class EntraCredential(Protocol):
+    """azure-core's `TokenCredential`, as far as mirror uses it."""
+
+    def get_token(self, *scopes: str) -> EntraToken: ...
+
+
+class AcrTokens:
+    """ACR's token flow for one registry and one Entra identity (thread-safe)."""
+
+    def __init__(
+        self,
+        credential: EntraCredential,
+        *,
+        describe: str = "the Microsoft Entra identity",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._credential = credential
+        self._describe = describe
+        self._clock = clock
+        self._refresh: Token | None = None
+        self._lock = threading.Lock()
+
+    def basic(self) -> tuple[str, str] | None:
+        return None
+
+    def fetch(
+        self, challenge: Challenge, scopes: tuple[str, ...]
+    ) -> Generator[httpx.Request, httpx.Response, Token]:
+        refresh = yield from self._refresh_token(challenge)
+        response = yield self._token_request(challenge, scopes, refresh)
+        if response.status_code == 401:
+            # A bare 401 from the token endpoint: the refresh token expired or was
+            # revoked. Go back to Entra once; a second refusal is final.
+            refresh = yield from self._refresh_token(challenge, refused=refresh)
+            response = yield self._token_request(challenge, scopes, refresh)
+        if response.status_code != 200:
+            raise AuthenticationError(
+                f"{challenge.service or 'the registry'} refused an access token for "
+                f"{' '.join(scopes) or 'the registry'} to {self._describe} "
+                f"(HTTP {response.status_code}): check its role assignment (acrPull to "
+                "pull, acrPush to push)",
+                status=response.status_code,
+            )
+        return token_from_response(response, self._clock())
+
+    def _refresh_token(
+        self, challenge: Challenge, *, refused: str | None = None
+    ) -> Generator[httpx.Request, httpx.Response, str]:
+        """The cached refresh token, or a new one from an exchange. `refused` is one the
+        token endpoint turned down: replaced, unless another thread already did."""
+        with self._lock:
+            current = self._refresh
+            usable = current is not None and self._clock() < current.expires_at
+            if current is not None and usable and current.value != refused:
+                return current.value
+            entra = self._credential.get_token(ACR_SCOPE)
+            response = yield self._exchange_request(challenge, entra.token)
+            if response.status_code != 200:
+                raise AuthenticationError(
+                    f"{challenge.service or 'the registry'} refused the Microsoft Entra "
+                    f"token of {self._describe} (HTTP {response.status_code}): is it "
+                    "assigned a role on this registry?",
+                    status=response.status_code,
+                )
+            value = _field(response, "refresh_token")
+            expiry = jwt_expiry(value) or self._clock() + _DEFAULT_REFRESH_LIFETIME
+            self._refresh = Token(value, expiry - _REFRESH_MARGIN)
+            return value
+
+    @property
+    def refresh_expires_at(self) -> float | None:
+        """When the cached refresh token stops being used (for `mirror doctor`)."""
+        current = self._refresh
+        return current.expires_at + _REFRESH_MARGIN if current else None
+
+    def _exchange_request(self, challenge: Challenge, entra_token: str) -> httpx.Request:
+        url = urljoin(challenge.realm, "/oauth2/exchange")
+        form = {"grant_type": "access_token", "service": challenge.service}
+        form["access_token"] = entra_token
+        return httpx.Request("POST", url, params={"api-version": API_VERSION}, data=form)
+
+    def _token_request(
+        self, challenge: Challenge, scopes: tuple[str, ...], refresh: str
+    ) -> httpx.Request:
+        form = {
+            "grant_type": "refresh_token",
+            "service": challenge.service,
+            "scope": " ".join(scopes),
+            "refresh_token": refresh,
+        }
+        params = {"api-version": API_VERSION}
+        return httpx.Request("POST", challenge.realm, params=params, data=form)
+
+
+def _field(response: httpx.Response, name: str) -> str:
+    try:
+        value = response.json().get(name)
+    except (ValueError, AttributeError):
+        value = None
+    if not isinstance(value, str) or not value:
+        origin = urlsplit(str(response.url)).netloc
+        raise AuthenticationError(f"{origin}: token exchange answered without a {name}")
+    return value
+
+
+# -- metadata -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """A tag's or manifest's changeable attributes."""
+
+    write_enabled: bool
+    delete_enabled: bool
+
+    @property
+    def locked(self) -> bool:
+        return not self.write_enabled and not self.delete_enabled
+
+    @classmethod
+    def from_json(cls, data: Any) -> Attributes:
+        attributes = (data or {}).get("changeableAttributes") or {}
+        return cls(
+            write_enabled=bool(attributes.get("writeEnabled", True)),
+            delete_enabled=bool(attributes.get("deleteEnabled", True)),
+        )
+
+
+class AcrMetadata:
+    """ACR's `/acr/v1` API through a registry client's authenticated connection."""
+
+    def __init__(self, registry: RegistryClient) -> None:
+        self.registry = registry
+
+    def _url(self, repository: str, rest: str = "") -> str:
+        name = quote(self.registry.full_name(repository), safe="")
+        return self.registry.url_for(f"/acr/v1/{name}/{rest}")
+
+    def _call(
+        self, method: str, url: str, what: str, json: dict[str, bool] | None = None
+    ) -> httpx.Response:
+        params = {"api-version": API_VERSION}
+        response = self.registry.http.request(method, url, params=params, json=json)
+        if response.status_code == 404:
+            raise NotFound(f"{self.registry.name}: not found: {what}", status=404)
+        if response.status_code in (401, 403):
+            raise AuthenticationError(
+                f"{self.registry.name} refused {what}: the identity needs permission to "
+                "read/write tag attributes (metadata)",
+                status=response.status_code,
+            )
+        if response.status_code != 200:
+            raise RegistryError(
+                f"{self.registry.name} failed {what}: HTTP {response.status_code}",
+                status=response.status_code,
+            )
+        return response
+
+    def tag_states(self, repository: str) -> dict[str, Attributes]:
+        """Every tag's attributes, following `Link` pagination (one request per page)."""
+        url: str | None = self._url(repository, "_tags?n=100")
+        states: dict[str, Attributes] = {}
+        while url is not None:
+            try:
+                response = self._call("GET", url, f"the tags of {repository}")
+            except NotFound:
+                return states
+            for tag in response.json().get("tags") or []:
+                states[str(tag.get("name"))] = Attributes.from_json(tag)
+            link = response.headers.get("Link")
+            url = urljoin(url, link.split(";")[0].strip("<> ")) if link else None
+        return states
+
+    def tag(self, repository: str, tag: str) -> Attributes:
+        response = self._call("GET", self._url(repository, f"_tags/{tag}"), f"{repository}:{tag}")
+        return Attributes.from_json(response.json().get("tag"))
+
+    def touch(self, repository: str, tag: str) -> None:
+        """Write a tag's attributes back unchanged: proves metadata-write permission."""
+        current = self.tag(repository, tag)
+        unchanged = {"writeEnabled": current.write_enabled, "deleteEnabled": current.delete_enabled}
+        url = self._url(repository, f"_tags/{tag}")
+        self._call("PATCH", url, f"writing the attributes of {repository}:{tag}", unchanged)
+
+    def lock(self, repository: str, tag: str, digests: Iterable[str]) -> None:
+        """Lock the manifests (children first, then the index), then the tag."""
+        for digest in digests:
+            url = self._url(repository, f"_manifests/{digest}")
+            self._call("PATCH", url, f"locking {repository}@{digest}", LOCKED)
+        self._call(
+            "PATCH", self._url(repository, f"_tags/{tag}"), f"locking {repository}:{tag}", LOCKED
+        )

@@ -1,0 +1,130 @@
+"""`mirror doctor` against the ACR stand-in.
+
+Real: the registry refusing what a token does not allow (so "the pull identity
+cannot push" is the registry's own answer). Stand-ins (see tests/support/acr.py):
+ACR's token service and metadata API, and Entra ID, reached through azure-identity's
+real `ClientSecretCredential` in the CLI test and an injected credential elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from mirror.config import Config
+from mirror.doctor import Finding, Side, Status, diagnose
+from mirror.transport.acr import AcrTokens
+from mirror.transport.auth import DistributionTokens, TokenSource
+from mirror.transport.store import RegistryLocation, parse_location
+from mirror.connect import open_registry
+from tests.support.acr_fixtures import AcrSetup
+from tests.support.entra import EntraApp
+
+REPO = "azureiotedge-agent"
+
+
+def side(acr: AcrSetup, source: TokenSource, describe: str, *, push: bool, username: str | None = None) -> Side:
+    config = Config.model_validate({"registries": {acr.name: {"acr": True}}})
+    location = parse_location(acr.url)
+    assert isinstance(location, RegistryLocation)
+    client = open_registry(location, config.registry(acr.name), config, push=push, source=source)
+    return Side(client, describe, username, source if isinstance(source, AcrTokens) else None)
+
+
+def entra_side(acr: AcrSetup, app: EntraApp, describe: str, *, push: bool) -> Side:
+    return side(acr, AcrTokens(acr.credential(app)), describe, push=push)
+
+
+def by_check(findings: list[Finding]) -> dict[str, Finding]:
+    return {finding.check: finding for finding in findings}
+
+
+def test_a_least_privilege_pull_identity_passes(acr: AcrSetup) -> None:
+    push = entra_side(acr, acr.push, "push", push=True)
+    pull = entra_side(acr, acr.pull, "pull", push=False)
+    found = by_check(diagnose(push, pull, REPO, acr=True))
+    assert found["reach"].status is Status.WARN  # plain http on loopback
+    assert found["push-can-push"].status is Status.PASS
+    assert found["pull-can-pull"].status is Status.PASS
+    assert found["pull-least-privilege"].status is Status.PASS
+    assert found["push-can-lock"].status is Status.INFO  # no tags yet
+    assert "refresh token valid" in found["push-token"].message
+    assert "devices must reach" in found["device-endpoints"].message
+    assert not [f for f in found.values() if f.status is Status.FAIL]
+
+
+def test_a_pull_identity_that_can_push_fails(acr: AcrSetup) -> None:
+    push = entra_side(acr, acr.push, "push", push=True)
+    pull = entra_side(acr, acr.pull_can_push, "pull", push=False)
+    found = by_check(diagnose(push, pull, REPO, acr=True))
+    assert found["pull-least-privilege"].status is Status.FAIL
+    assert "acrPull only" in found["pull-least-privilege"].advice
+
+
+def test_a_repository_token_and_the_admin_user_rule(acr: AcrSetup) -> None:
+    push = entra_side(acr, acr.push, "push", push=True)
+    token = acr.pull_token
+    pull = side(acr, DistributionTokens(token.name, token.password), "token", push=False, username=token.name)
+    found = by_check(diagnose(push, pull, REPO, acr=True))
+    assert found["pull-least-privilege"].status is Status.PASS
+    assert "pull-not-admin" not in found
+
+    admin_name = acr.name.split(".")[0]
+    admin = acr.service.add_token(admin_name, {"*": ["pull"]})
+    looks_admin = side(acr, DistributionTokens(admin.name, admin.password), "admin", push=False, username=admin.name)
+    assert by_check(diagnose(push, looks_admin, REPO, acr=True))["pull-not-admin"].status is Status.FAIL
+
+
+def test_a_push_identity_without_push_fails(acr: AcrSetup) -> None:
+    push = entra_side(acr, acr.pull, "push", push=True)
+    found = by_check(diagnose(push, None, REPO, acr=True))
+    assert found["push-can-push"].status is Status.FAIL
+    assert found["pull-configured"].status is Status.WARN
+
+
+def test_cli_with_real_client_secret_credentials(tmp_path: Path, acr: AcrSetup) -> None:
+    """azure-identity's ClientSecretCredential gets tokens from the Entra stand-in; the
+    secrets and tokens never appear in the output."""
+    entra = acr.entra
+
+    def principal(app: EntraApp, variable: str) -> dict[str, object]:
+        return {
+            "type": "service-principal",
+            "tenant_id": entra.tenant_id,
+            "client_id": app.client_id,
+            "client_secret_env": variable,
+            "authority": entra.authority,
+            "ca_bundle": str(entra.ca_bundle),
+        }
+
+    config = {
+        "target": acr.url,
+        "repositories": [REPO],
+        "registries": {
+            acr.name: {
+                "acr": True,
+                "push": principal(acr.push, "PUSH_SECRET"),
+                "pull": principal(acr.pull_can_push, "PULL_SECRET"),
+            }
+        },
+    }
+    (tmp_path / "mirror.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PUSH_SECRET": acr.push.secret, "PULL_SECRET": acr.pull_can_push.secret}
+    result = subprocess.run(
+        [sys.executable, "-m", "mirror", "doctor", "--output", "json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    found = {f["check"]: f for f in json.loads(result.stdout)}
+    assert found["push-can-push"]["status"] == "pass"
+    assert found["pull-least-privilege"]["status"] == "fail"
+    output = result.stdout + result.stderr
+    for secret in (acr.push.secret, acr.pull_can_push.secret):
+        assert secret not in output
+    assert "eyJ" not in output  # no JWT (Entra, refresh or access token) printed
+    assert entra.counters.token_requests >= 2  # the real credential went to the stand-in
