@@ -6,7 +6,9 @@ credentials (config, then Docker's config.json), auth and connection limits.
 
 from __future__ import annotations
 
+import functools
 import ssl
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from mirror.config import (
@@ -61,12 +63,11 @@ def open_registry(
     endpoint = location.endpoint
     if source is None:
         source = token_source(endpoint, settings, push=push, credential=credential)
-    http = http_client(
-        auth=RegistryAuth(source, push=push),
-        connections=max(16, config.concurrency * 2),
-        verify=tls_context(settings),
+    auth = RegistryAuth(source, push=push)  # one token cache for every thread's client
+    verify = tls_context(settings)
+    return RegistryClient(
+        endpoint, lambda: http_client(auth=auth, verify=verify), prefix=location.prefix
     )
-    return RegistryClient(endpoint, http, prefix=location.prefix)
 
 
 def is_acr_registry(endpoint: Endpoint, settings: RegistrySettings) -> bool:
@@ -129,7 +130,14 @@ def acr_metadata(store: Store, config: Config) -> AcrMetadata | None:
     return AcrMetadata(store)
 
 
-def tls_context(settings: RegistrySettings) -> ssl.SSLContext | bool:
-    if settings.ca_bundle is None:
-        return True
-    return ssl.create_default_context(cafile=str(settings.ca_bundle))
+def tls_context(settings: RegistrySettings) -> ssl.SSLContext:
+    """The TLS context for a registry, shared by all its clients (loading a CA bundle
+    is the slow part of creating an HTTP client)."""
+    return _tls_context(settings.ca_bundle)
+
+
+@functools.cache
+def _tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    import certifi  # httpx's own default trust store
+
+    return ssl.create_default_context(cafile=str(ca_bundle or certifi.where()))

@@ -128,8 +128,6 @@ class Copier:
             if first.exception() is not None:
                 mount_from = None  # the first copy failed: upload here instead
         try:
-            if self._cancelled.is_set():
-                raise Cancelled("not attempted: the run was stopped")
             outcome = self._with_retries(lambda: self._transfer(copy, mount_from))
         except AuthenticationError as error:
             # Refused credentials fail every other transfer the same way: stop now
@@ -152,6 +150,8 @@ class Copier:
         self.reporter.blob_done(copy, outcome)
 
     def _transfer(self, copy: BlobCopy, mount_from: str | None) -> BlobOutcome:
+        if self._cancelled.is_set():
+            raise Cancelled("not attempted: the run was stopped")
         return self.target.write_blob(
             copy.repository,
             copy.descriptor,

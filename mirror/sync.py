@@ -12,6 +12,7 @@ HEAD per chosen tag on each side.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,12 +85,20 @@ class SyncOutcome:
 
 
 def map_limited(limit: int, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """`function` over `items` on at most `limit` threads, results in order."""
+    """`function` over `items` on at most `limit` threads, results in order.
+
+    The threads are kept for the next call (each keeps its registry connections, see
+    `PerThread`); `function` must not itself call `map_limited`.
+    """
     work = list(items)
     if len(work) <= 1:
         return [function(item) for item in work]
-    with ThreadPoolExecutor(min(limit, len(work)), thread_name_prefix="lookup") as pool:
-        return list(pool.map(function, work))
+    return list(_lookup_pool(limit).map(function, work))
+
+
+@functools.cache
+def _lookup_pool(limit: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(limit, thread_name_prefix="lookup")
 
 
 def observe(

@@ -20,6 +20,13 @@ from tests.support.registry import Registry
 pytest_plugins = ["tests.support.acr_fixtures"]
 
 
+@pytest.fixture(autouse=True)
+def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and the `mirror` processes it starts) keeps its state, such as the
+    ledger, in its own temporary directory, never in the user's home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
 @pytest.fixture
 def upstream(tmp_path: Path) -> Iterator[Registry]:
     """A registry standing in for mcr.microsoft.com."""
@@ -54,7 +61,7 @@ def target_seeder(target: Registry) -> Iterator[Seeder]:
 def client_for(registry: Registry, *, push: bool = False, attempts: int = 2) -> RegistryClient:
     auth = RegistryAuth(DistributionTokens(), push=push)
     retry = RetryPolicy(attempts=attempts, backoff=0.01)
-    return RegistryClient(Endpoint.parse(registry.url), http_client(auth=auth), retry)
+    return RegistryClient(Endpoint.parse(registry.url), lambda: http_client(auth=auth), retry)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def fail(message: str) -> None:
 
 def main() -> None:
     """Entry point of the `mirror` console script."""
-    from mirror.cli import sync  # noqa: F401  (registers its commands)
+    from mirror.cli import deployment, doctor, sync, tags  # noqa: F401  (they register commands)
 
     try:
         app()

@@ -16,14 +16,14 @@ from typing import Annotated, Any
 import typer
 
 from mirror import logs
-from mirror.cli.app import EXIT_DRIFT, EXIT_FAILED, EXIT_PENDING, app
+from mirror.cli.app import EXIT_DRIFT, EXIT_FAILED, EXIT_PENDING, app, fail
 from mirror.config import Config, load_config
-from mirror.connect import open_store
-from mirror.errors import ConfigError
-from mirror.plan import Governance, TagStep
+from mirror.connect import acr_metadata, open_store
+from mirror.errors import ConfigError, MirrorError
+from mirror.plan import Governance, TagStep, plan_locks
 from mirror.policy import DEFAULT_POLICY, Policy, evaluate, load_policy
 from mirror.progress import reporter as make_reporter
-from mirror.sync import Selector, SyncOutcome, observe, select_all
+from mirror.sync import Selector, SyncOutcome, lock_states, observe, select_all
 from mirror.sync import sync as run_sync
 from mirror.transport.store import Store
 from mirror.versions import Line
@@ -181,6 +181,16 @@ def sync(
             show_default=False,
         ),
     ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="Where to record the run: a SQLite file or a SQLAlchemy URL "
+            "(postgresql+psycopg://...). Default: the config's `ledger`, else "
+            "$XDG_STATE_HOME/mirror/ledger.sqlite.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Copy the selected tags from the source into the target, every platform, digests unchanged.
 
@@ -188,15 +198,17 @@ def sync(
     tag in the target never points at incomplete content. An interrupted sync
     resumes: what is already in the target costs one HEAD. A specific tag (1.5.3) is
     never overwritten; when upstream rebuilt one, the sync holds it, reports the
-    drift and exits with code 4.
+    drift and exits with code 4. Every run is recorded in the ledger (see
+    `mirror history`); a run that could not be recorded exits with code 1.
     """
     job = _validated(config, source, target, repo, all_tags, concurrency)
     logs.configure(log_format.value)
     bars = sys.stderr.isatty() if progress is None else progress
-    started = time.monotonic()
+    started, began = time.monotonic(), datetime.now(UTC)
     outcome = _sync(job, bars, allow_backwards)
     _report(outcome, time.monotonic() - started)
-    if not outcome.ok:
+    recorded = _record(job, ledger, outcome, began)
+    if not outcome.ok or not recorded:
         raise typer.Exit(EXIT_FAILED)
     if outcome.drift:
         raise typer.Exit(EXIT_DRIFT)
@@ -216,9 +228,32 @@ def _sync(job: Job, bars: bool, allow_backwards: bool) -> SyncOutcome:
                 select=job.selector(),
                 governance=job.governance(allow_backwards),
                 concurrency=job.concurrency,
+                metadata=acr_metadata(target, job.config),
             )
     finally:
         _close(source, target)
+
+
+def _record(job: Job, location: str | None, outcome: SyncOutcome, began: datetime) -> bool:
+    """Record the run (what it saw and what it wrote) in the ledger; False on failure,
+    said on stderr, so the run's own result is still reported."""
+    from mirror.ledger import Ledger
+
+    try:
+        with Ledger.open(location or job.config.ledger) as book:
+            run = book.record_sync(
+                source=job.source,
+                target=job.target,
+                steps=outcome.steps,
+                written=outcome.result.tags,
+                started=began,
+                finished=datetime.now(UTC),
+            )
+    except MirrorError as exc:
+        fail(f"error: {exc}")
+        return False
+    logs.get_logger().info("ledger.recorded", run=run, ledger=book.name)
+    return True
 
 
 def _close(*stores: Store) -> None:
@@ -259,33 +294,40 @@ def plan(
     """Show what a sync would do, per tag: create, update, skip or hold, and why.
 
     Nothing is written. Exit code 0 when the target is up to date, 3 when changes
-    are pending, 4 when upstream rebuilt a specific tag (drift).
+    are pending (including specific tags to lock on ACR), 4 when upstream rebuilt a
+    specific tag (drift).
     """
     job = _validated(config, source, target, repo, all_tags, None)
-    steps = _plan(job, allow_backwards)
+    steps, locks = _plan(job, allow_backwards)
     if output == Output.json:
-        typer.echo(json.dumps([_step_json(step) for step in steps], indent=2))
+        entries = [_step_json(step, locks.get((step.repository, step.tag))) for step in steps]
+        typer.echo(json.dumps(entries, indent=2))
     else:
-        _print_plan(steps)
+        _print_plan(steps, locks)
     if any(step.drift for step in steps):
         raise typer.Exit(EXIT_DRIFT)
-    if any(step.pending for step in steps):
+    if locks or any(step.pending for step in steps):
         raise typer.Exit(EXIT_PENDING)
 
 
-def _plan(job: Job, allow_backwards: bool) -> list[TagStep]:
+def _plan(job: Job, allow_backwards: bool) -> tuple[list[TagStep], dict[tuple[str, str], str]]:
+    """The decision per tag, and (ACR) the reason each tag to be locked will be."""
     source = open_store(job.source, job.config)
     target = open_store(job.target, job.config)
     try:
         observation = observe(
             source, target, job.repositories, job.selector(), concurrency=job.concurrency
         )
+        steps = observation.steps(job.governance(allow_backwards))
+        metadata = acr_metadata(target, job.config)
+        states = lock_states(metadata, job.repositories) if metadata else {}
     finally:
         _close(source, target)
-    return observation.steps(job.governance(allow_backwards))
+    locks = plan_locks(steps, states) if metadata else []
+    return steps, {(lock.repository, lock.tag): lock.reason for lock in locks}
 
 
-def _step_json(step: TagStep) -> dict[str, object]:
+def _step_json(step: TagStep, lock: str | None) -> dict[str, object]:
     return {
         "repository": step.repository,
         "tag": step.tag,
@@ -295,13 +337,18 @@ def _step_json(step: TagStep) -> dict[str, object]:
         "source_digest": step.source_digest,
         "target_digest": step.target_digest,
         "drift": step.drift,
+        "lock": lock,
     }
 
 
-def _print_plan(steps: list[TagStep]) -> None:
+def _print_plan(steps: list[TagStep], locks: dict[tuple[str, str], str]) -> None:
     width = max((len(f"{s.repository}:{s.tag}") for s in steps), default=0)
     for step in steps:
         name = f"{step.repository}:{step.tag}"
-        typer.echo(f"{step.action.value:<7} {name:<{width}}  {step.reason}")
+        lock = locks.get((step.repository, step.tag))
+        reason = f"{step.reason}; then {lock}" if lock and step.pending else lock or step.reason
+        action = "lock" if lock and not step.pending else step.action.value
+        typer.echo(f"{action:<7} {name:<{width}}  {reason}")
     counts = Counter(step.action.value for step in steps)
-    typer.echo(", ".join(f"{counts[a]} {a}" for a in ("create", "update", "hold", "skip")))
+    summary = ", ".join(f"{counts[a]} {a}" for a in ("create", "update", "hold", "skip"))
+    typer.echo(f"{summary}, {len(locks)} lock" if locks else summary)

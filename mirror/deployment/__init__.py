@@ -10,8 +10,10 @@ This package owns the pure logic behind `mirror rewrite` and `mirror lint`:
 - `runtime`: edgeAgent/edgeHub version tags and the runtime lines they belong to;
 - `edits`: surgical splices of the source text (the manifest is never re-serialised);
 - `rewrite`: pointing images at the mirror, through an injected resolver;
+- `registry`: what the target holds: pins looked up there, rewritten images checked;
 - `lint`: the rule catalog, the rules, and the text/JSON/SARIF renderings;
 - `settings`: the user-settable configuration of both commands.
 
-Nothing here touches the network or the command line.
+Nothing here opens a connection or reads the command line: registry access comes in
+as a `Store` the caller opened.
 """

@@ -7,6 +7,10 @@ specific version or index digest a tag means), and splices the answers into the 
 It adds or updates the target's `registryCredentials` entry with placeholders for the
 pull identity. Everything else stays byte-for-byte; what was left alone is reported
 with the reason. A signed manifest is refused.
+
+An image already served from the target is left as it is, except that `--pin
+specific|digest` also pins the ones mirrored from a source (a manifest rewritten
+earlier with tags can be pinned later); the fleet's own images are never touched.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from mirror.deployment.document import Document, JString, parse_document
 from mirror.deployment.edits import Edit, Rendered, apply_edits, insert_member, replace_string
 from mirror.deployment.edits import string_literal as _literal
 from mirror.deployment.errors import SignedManifest
-from mirror.deployment.images import ImageKind, ImageString, classify
+from mirror.deployment.images import ImageKind, ImageString, classify, find_placeholders
 from mirror.deployment.runtime import parse_runtime_tag
 from mirror.deployment.settings import RewriteSettings
 from mirror.deployment.shape import (
@@ -58,24 +62,35 @@ class Target:
     prefix: str = ""
 
     @classmethod
-    def parse(cls, text: str, prefix: str = "") -> Target:
-        """`myacr.azurecr.io` or `myacr.azurecr.io/some/prefix` (plus `prefix`)."""
+    def parse(cls, text: str) -> Target:
+        """`myacr.azurecr.io` or `myacr.azurecr.io/some/prefix` (a scheme is dropped).
+
+        The host must look like a registry (a dot, a port, or `localhost`): anything else
+        would make the image strings name a Docker Hub namespace instead.
+        """
         bare = re.sub(r"^[a-z]+://", "", text.strip()).strip("/")
         host, _, path = bare.partition("/")
         if not _HOST.match(host) or not ("." in host or ":" in host or host == "localhost"):
             raise ConfigError(f"not a registry host: {text!r} (expected e.g. myacr.azurecr.io)")
-        combined = "/".join(p for p in (path.strip("/"), prefix.strip("/")) if p)
-        if combined:
-            validate_repository(combined)
-        return cls(host.lower(), combined)
+        prefix = path.strip("/")
+        if prefix:
+            validate_repository(prefix)
+        return cls(host.lower(), prefix)
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.prefix}" if self.prefix else self.registry
 
     def repository_for(self, source_repository: str) -> str:
         return f"{self.prefix}/{source_repository}" if self.prefix else source_repository
 
     @property
     def credential_name(self) -> str:
-        """Default name of the registryCredentials entry: the registry's name."""
-        return self.registry.split(":")[0].split(".")[0]
+        """Default name of the registryCredentials entry: the registry's name
+        (`myacr` for myacr.azurecr.io; `10-0-0-5` for an address such as 10.0.0.5:5000)."""
+        host = self.registry.split(":")[0]
+        if host.replace(".", "").isdigit():
+            return host.replace(".", "-")
+        return host.split(".")[0]
 
     def holds(self, image: ImageString) -> bool:
         return image.registry is not None and image.registry.lower() == self.registry
@@ -146,10 +161,15 @@ class TagResolver:
 
 @dataclass(frozen=True, slots=True)
 class PinningResolver:
-    """`--pin specific|digest` through a `VersionLookup`; `--pin tag` as `TagResolver`."""
+    """`--pin specific|digest` through a `VersionLookup`; `--pin tag` as `TagResolver`.
+
+    `origin` names where the lookup looks (e.g. the target registry) in the reason
+    given when it has no answer.
+    """
 
     target: Target
     lookup: VersionLookup
+    origin: str = ""
 
     def __call__(self, source: ImageString, pin: PinMode) -> Resolution:
         offline = TagResolver(self.target)(source, pin)
@@ -160,12 +180,16 @@ class PinningResolver:
         if pin is PinMode.SPECIFIC:
             tag = self.lookup.specific_tag(source.reference)
             if tag is None:
-                return Unresolved(f"no specific version is known for {source.text}")
+                return Unresolved(f"no specific version is known for {source.text}{self._in}")
             return Resolved(format_image(self.target.registry, repository, tag, None))
         digest = self.lookup.index_digest(source.reference)
         if digest is None:
-            return Unresolved(f"no index digest is known for {source.text}")
+            return Unresolved(f"no index digest is known for {source.text}{self._in}")
         return Resolved(format_image(self.target.registry, repository, None, digest))
+
+    @property
+    def _in(self) -> str:
+        return f" in {self.origin}" if self.origin else ""
 
 
 def _is_specific(tag: str) -> bool:
@@ -229,18 +253,49 @@ class RewriteResult:
     def encode(self) -> bytes:
         return self.text.encode("utf-8")
 
-    def diff(self, fromfile: str | None = None, tofile: str | None = None) -> str:
-        """A unified diff from the input to the output (empty when nothing changed)."""
+    def diff(
+        self,
+        fromfile: str | None = None,
+        tofile: str | None = None,
+        redact: Iterable[str] = (),
+    ) -> str:
+        """A unified diff from the input to the output (empty when nothing changed).
+
+        Every occurrence of a text in `redact` (e.g. the literals of `secret_literals`)
+        is shown as `"***"`, so that a diff printed in a CI log holds no password.
+        """
         lines = difflib.unified_diff(
             self.original.splitlines(keepends=True),
             self.text.splitlines(keepends=True),
             fromfile=fromfile or self.file,
             tofile=tofile or self.file,
         )
+        hidden = sorted(set(redact) - {""}, key=len, reverse=True)
         return "".join(
-            line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
+            _redact(line, hidden)
+            if line.endswith(("\n", "\r"))
+            else _redact(line, hidden) + "\n\\ No newline at end of file\n"
             for line in lines
         )
+
+
+def _redact(line: str, hidden: list[str]) -> str:
+    for text in hidden:
+        line = line.replace(text, '"***"')
+    return line
+
+
+def secret_literals(manifest: Manifest) -> tuple[str, ...]:
+    """The JSON literals (as written, quotes included) of every credential password in
+    `manifest` that is not a placeholder: what a printed diff must not show."""
+    found = []
+    for entry in manifest.credentials:
+        password = entry.field("password")
+        if password is None or not isinstance(password.node, JString):
+            continue
+        if password.node.value and not find_placeholders(password.node.value):
+            found.append(manifest.document.source(password.node))
+    return tuple(dict.fromkeys(found))
 
 
 def rewrite_manifest(
@@ -341,10 +396,14 @@ def _rewrite_image(
     if not isinstance(located.node, JString):
         return LeftAlone(located.path, line, "", Reason.INVALID, "the image is not a string")
     image = classify(located.node.value)
+    source = image
     skipped = _skip_reason(image, target, settings)
+    if skipped is not None and skipped[0] is Reason.ALREADY_MIRRORED and pin is not PinMode.TAG:
+        source = _mirrored_source(image, target, settings) or image
+        skipped = None if source is not image else skipped
     if skipped is not None:
         return LeftAlone(located.path, line, image.text, *skipped)
-    resolution = resolve(image, pin)
+    resolution = resolve(source, pin)
     if isinstance(resolution, Unresolved):
         return LeftAlone(located.path, line, image.text, Reason.UNRESOLVED, resolution.reason)
     produced = classify(resolution.image)
@@ -376,6 +435,33 @@ def _skip_reason(
         return Reason.ALREADY_MIRRORED, f"already served from {target.registry}"
     if not settings.is_source(image.name):
         return Reason.OTHER_REGISTRY, f"{image.name} is not a mirrored source"
+    return None
+
+
+def _mirrored_source(
+    image: ImageString, target: Target, settings: RewriteSettings
+) -> ImageString | None:
+    """The source image an image already in the target was mirrored from, if it was one
+    (so that `--pin specific|digest` can pin a manifest rewritten earlier with tags).
+
+    The source registry comes from the `sources` patterns whose registry part is
+    literal: `myacr.azurecr.io/edge/azureiotedge-agent:1.5` (prefix `edge`) is
+    `mcr.microsoft.com/azureiotedge-agent:1.5` under the default pattern. Images of
+    the target that no pattern names (the fleet's own modules) are not sources.
+    """
+    prefix = f"{target.prefix}/" if target.prefix else ""
+    if image.repository is None or not image.repository.startswith(prefix):
+        return None
+    repository = image.repository[len(prefix) :]
+    for pattern in settings.sources:
+        registry = pattern.split("/", 1)[0]
+        if any(c in registry for c in "*?[") or registry.lower() == target.registry:
+            continue
+        name = f"{registry}/{repository}"
+        if settings.is_source(name):
+            reference = f"@{image.digest}" if image.digest else f":{image.tag}" if image.tag else ""
+            found = classify(name + reference)
+            return found if found.kind is image.kind else None
     return None
 
 

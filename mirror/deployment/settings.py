@@ -2,8 +2,8 @@
 
 Two self-contained pydantic models with defaults, meant to be embedded in the
 top-level configuration: `RewriteSettings` (which source repositories are mirrored,
-where they land in the target, how the pull credential entry is named and which
-variables stand for its secrets) and `LintSettings` (rules disabled or re-graded,
+which platforms the fleet needs from the target, how the pull credential entry is
+named and which variables stand for its secrets) and `LintSettings` (rules disabled or re-graded,
 the profile, and the facts about the fleet that some rules need). Values are
 validated when loaded; rule ids are checked against the catalog.
 """
@@ -20,12 +20,11 @@ from mirror.deployment.lint.catalog import RULE_IDS
 
 _VARIABLE = re.compile(r"^(?:\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\})$")
 _CREDENTIAL_NAME = re.compile(r"^[^.$# ]+$")
-_PREFIX = re.compile(
-    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
-)
+_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 _LINE = re.compile(r"^[0-9]+\.[0-9]+$")
 
 DEFAULT_SOURCES = ("mcr.microsoft.com/azureiotedge-*",)
+DEFAULT_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
 Profile = Literal["default", "production"]
 SeverityOrOff = Literal["error", "warning", "info", "off"]
 
@@ -45,8 +44,10 @@ class RewriteSettings(BaseModel):
         description="Globs over `registry/repository` of the images that are mirrored;"
         " e.g. `mcr.microsoft.com/*` for every MCR image.",
     )
-    target_prefix: str = Field(
-        default="", description="Path prefix of the mirrored repositories in the target."
+    platforms: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PLATFORMS),
+        description="Platforms (os/arch[/variant]) every rewritten image must have in the"
+        " target; the check before writing fails when one is missing.",
     )
     credentials: bool = Field(
         default=True, description="Add or update the registryCredentials entry of the target."
@@ -72,13 +73,17 @@ class RewriteSettings(BaseModel):
                 raise ValueError(f"{pattern!r}: write patterns as registry/repository")
         return value
 
-    @field_validator("target_prefix")
+    @field_validator("platforms")
     @classmethod
-    def _prefix(cls, value: str) -> str:
-        value = value.strip("/")
-        if value and not _PREFIX.match(value):
-            raise ValueError(f"{value!r} is not a valid repository path prefix")
-        return value
+    def _platforms(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one platform, e.g. linux/amd64")
+        for platform in value:
+            if not _PLATFORM.match(platform):
+                raise ValueError(
+                    f"{platform!r} is not a platform: write os/arch[/variant], e.g. linux/arm/v7"
+                )
+        return list(dict.fromkeys(value))
 
     @field_validator("credential_name")
     @classmethod
@@ -152,6 +157,14 @@ class LintSettings(BaseModel):
     def _disabled(cls, value: list[str]) -> list[str]:
         for rule in value:
             _check_rule(rule)
+        return value
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """YAML reads a bare `off` as false: take it as the level it was meant to be."""
+        if isinstance(value, dict):
+            return {rule: "off" if level is False else level for rule, level in value.items()}
         return value
 
     @field_validator("severity")

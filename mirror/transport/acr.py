@@ -108,7 +108,7 @@ class AcrTokens:
             usable = current is not None and self._clock() < current.expires_at
             if current is not None and usable and current.value != refused:
                 return current.value
-            entra = self._credential.get_token(ACR_SCOPE)
+            entra = self._entra_token()
             response = yield self._exchange_request(challenge, entra.token)
             if response.status_code != 200:
                 raise AuthenticationError(
@@ -121,6 +121,15 @@ class AcrTokens:
             expiry = jwt_expiry(value) or self._clock() + _DEFAULT_REFRESH_LIFETIME
             self._refresh = Token(value, expiry - _REFRESH_MARGIN)
             return value
+
+    def _entra_token(self) -> EntraToken:
+        try:
+            return self._credential.get_token(ACR_SCOPE)
+        except Exception as exc:  # azure-identity's errors; this module does not import it
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise AuthenticationError(
+                f"Microsoft Entra ID did not issue a token for {self._describe}: {reason[:300]}"
+            ) from None
 
     @property
     def refresh_expires_at(self) -> float | None:
@@ -186,6 +195,7 @@ class AcrMetadata:
 
     def __init__(self, registry: RegistryClient) -> None:
         self.registry = registry
+        self._states: dict[str, dict[str, Attributes]] = {}
 
     def _url(self, repository: str, rest: str = "") -> str:
         name = quote(self.registry.full_name(repository), safe="")
@@ -225,6 +235,13 @@ class AcrMetadata:
             link = response.headers.get("Link")
             url = urljoin(url, link.split(";")[0].strip("<> ")) if link else None
         return states
+
+    def is_locked(self, repository: str, tag: str) -> bool | None:
+        """Whether `tag` is locked (the audit's `LockStates`); one listing per repository."""
+        if repository not in self._states:
+            self._states[repository] = self.tag_states(repository)
+        attributes = self._states[repository].get(tag)
+        return attributes.locked if attributes is not None else None
 
     def tag(self, repository: str, tag: str) -> Attributes:
         response = self._call("GET", self._url(repository, f"_tags/{tag}"), f"{repository}:{tag}")

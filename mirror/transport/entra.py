@@ -11,6 +11,7 @@ azure-identity (and only when an ACR registry is opened with an Entra identity).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,11 @@ def credential(
 ) -> EntraCredential:
     """The azure-identity credential an identity setting describes."""
     from azure import identity as azure_identity
+
+    # azure-identity logs each failure as a warning; mirror reports it once, as its
+    # own one-line error (see `AcrTokens`), so keep the library's copy off stderr.
+    logging.getLogger("azure").addHandler(logging.NullHandler())
+    logging.getLogger("azure").propagate = False
 
     if isinstance(identity, ServicePrincipal):
         return _service_principal(identity, os.environ if environ is None else environ)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -44,7 +45,7 @@ HTTP11Connection.READ_NUM_BYTES = 256 * 1024
 def http_client(
     *,
     auth: httpx.Auth | None = None,
-    connections: int = 16,
+    connections: int = 2,
     verify: bool | ssl.SSLContext = True,
     transport: httpx.BaseTransport | None = None,
 ) -> httpx.Client:
@@ -66,6 +67,37 @@ def http_client(
     )
 
 
+class PerThread:
+    """One `httpx.Client` for each thread that asks, all built by `factory`.
+
+    Threads sharing one client contend for its connection pool's lock (and it polls
+    every idle connection under that lock); a client per worker thread, each with
+    its own keep-alive connection, avoids that. The clients share one `httpx.Auth`
+    when the factory gives them the same one, and so share its tokens.
+    """
+
+    def __init__(self, factory: Callable[[], httpx.Client]) -> None:
+        self._factory = factory
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._factory()
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+
 class RegistryClient:
     """One registry. Repository names are given per call; errors name registry and repo.
 
@@ -76,14 +108,19 @@ class RegistryClient:
     def __init__(
         self,
         endpoint: Endpoint,
-        http: httpx.Client,
+        clients: Callable[[], httpx.Client],
         retry: RetryPolicy | None = None,
         prefix: str = "",
     ) -> None:
         self.endpoint = endpoint
-        self.http = http
+        self._clients = PerThread(clients)
         self.retry = retry or RetryPolicy()
         self.prefix = prefix.strip("/")
+
+    @property
+    def http(self) -> httpx.Client:
+        """The calling thread's client."""
+        return self._clients.get()
 
     def full_name(self, repository: str) -> str:
         """The repository's name in the registry (with the prefix)."""
@@ -97,7 +134,7 @@ class RegistryClient:
         return f"{self.endpoint}/{self.prefix}" if self.prefix else str(self.endpoint)
 
     def close(self) -> None:
-        self.http.close()
+        self._clients.close()
 
     # -- requests ---------------------------------------------------------------
 

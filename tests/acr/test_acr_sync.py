@@ -16,14 +16,13 @@ import pytest
 from mirror.config import Config
 from mirror.connect import acr_metadata, open_store
 from mirror.errors import AuthenticationError
-from mirror.sync import sync
+from mirror.sync import select_all, sync
 from mirror.transport.registry import RegistryClient
 from tests.conftest import client_for
 from tests.core.test_sync import Quiet
 from tests.support.acr_fixtures import AcrSetup
 from tests.support.images import Pushed, Seeder
 from tests.support.registry import Registry
-from mirror.sync import select_all
 
 REPOS = ("azureiotedge-agent", "azureiotedge-hub")
 
@@ -55,7 +54,11 @@ def open_acr(acr: AcrSetup, app: object, *, push: bool) -> RegistryClient:
 
 def run(source: RegistryClient, target: RegistryClient, acr: AcrSetup):  # type: ignore[no-untyped-def]
     return sync(
-        source, target, REPOS, Quiet(), select=select_all,
+        source,
+        target,
+        REPOS,
+        Quiet(),
+        select=select_all,
         metadata=acr_metadata(target, acr_config(acr)),
     )
 
@@ -103,7 +106,8 @@ def test_a_pull_identity_is_refused_a_push_by_the_registry(
     with pytest.raises(AuthenticationError):
         target.start_upload("azureiotedge-agent")
     refused = [
-        r for r in acr.service.registry.requests_since(mark)
+        r
+        for r in acr.service.registry.requests_since(mark)
         if r.method == "POST" and "/blobs/uploads/" in r.path
     ]
     assert refused and all(r.status == 401 for r in refused)
@@ -142,7 +146,9 @@ def test_an_expired_refresh_token_is_renewed_mid_sync(
     uploads = []
 
     def expire_after_three(record: object) -> None:
-        if getattr(record, "method", "") == "PUT" and "/blobs/uploads/" in getattr(record, "path", ""):
+        if getattr(record, "method", "") == "PUT" and "/blobs/uploads/" in getattr(
+            record, "path", ""
+        ):
             uploads.append(record)
             if len(uploads) == 3:
                 service.expire_refresh_tokens()

@@ -17,18 +17,20 @@ from pathlib import Path
 import yaml
 
 from mirror.config import Config
+from mirror.connect import open_registry
 from mirror.doctor import Finding, Side, Status, diagnose
 from mirror.transport.acr import AcrTokens
 from mirror.transport.auth import DistributionTokens, TokenSource
 from mirror.transport.store import RegistryLocation, parse_location
-from mirror.connect import open_registry
 from tests.support.acr_fixtures import AcrSetup
 from tests.support.entra import EntraApp
 
 REPO = "azureiotedge-agent"
 
 
-def side(acr: AcrSetup, source: TokenSource, describe: str, *, push: bool, username: str | None = None) -> Side:
+def side(
+    acr: AcrSetup, source: TokenSource, describe: str, *, push: bool, username: str | None = None
+) -> Side:
     config = Config.model_validate({"registries": {acr.name: {"acr": True}}})
     location = parse_location(acr.url)
     assert isinstance(location, RegistryLocation)
@@ -69,15 +71,30 @@ def test_a_pull_identity_that_can_push_fails(acr: AcrSetup) -> None:
 def test_a_repository_token_and_the_admin_user_rule(acr: AcrSetup) -> None:
     push = entra_side(acr, acr.push, "push", push=True)
     token = acr.pull_token
-    pull = side(acr, DistributionTokens(token.name, token.password), "token", push=False, username=token.name)
+    pull = side(
+        acr,
+        DistributionTokens(token.name, token.password),
+        "token",
+        push=False,
+        username=token.name,
+    )
     found = by_check(diagnose(push, pull, REPO, acr=True))
     assert found["pull-least-privilege"].status is Status.PASS
     assert "pull-not-admin" not in found
 
     admin_name = acr.name.split(".")[0]
     admin = acr.service.add_token(admin_name, {"*": ["pull"]})
-    looks_admin = side(acr, DistributionTokens(admin.name, admin.password), "admin", push=False, username=admin.name)
-    assert by_check(diagnose(push, looks_admin, REPO, acr=True))["pull-not-admin"].status is Status.FAIL
+    looks_admin = side(
+        acr,
+        DistributionTokens(admin.name, admin.password),
+        "admin",
+        push=False,
+        username=admin.name,
+    )
+    assert (
+        by_check(diagnose(push, looks_admin, REPO, acr=True))["pull-not-admin"].status
+        is Status.FAIL
+    )
 
 
 def test_a_push_identity_without_push_fails(acr: AcrSetup) -> None:
@@ -117,7 +134,11 @@ def test_cli_with_real_client_secret_credentials(tmp_path: Path, acr: AcrSetup) 
     env = {**os.environ, "PUSH_SECRET": acr.push.secret, "PULL_SECRET": acr.pull_can_push.secret}
     result = subprocess.run(
         [sys.executable, "-m", "mirror", "doctor", "--output", "json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1, result.stderr
     found = {f["check"]: f for f in json.loads(result.stdout)}

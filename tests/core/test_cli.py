@@ -19,8 +19,10 @@ from tests.support.registry import Registry, free_port
 REPOS = ("azureiotedge-agent", "azureiotedge-hub")
 
 
-def mirror(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "XDG_STATE_HOME": str(cwd / "state"), **(env or {})}
+def mirror(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "mirror", *args],
         cwd=cwd,
@@ -57,7 +59,9 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
         assert option in sync_help.stdout
 
 
-def test_plan_then_sync_then_plan(tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder) -> None:
+def test_plan_then_sync_then_plan(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder
+) -> None:
     seed(seeder)
     common = ["--source", upstream.url, "--target", target.url, "--all-tags"]
     for repo in REPOS:
@@ -86,19 +90,42 @@ def test_default_target_is_an_oci_layout_in_the_working_directory(
     tmp_path: Path, upstream: Registry, seeder: Seeder
 ) -> None:
     seed(seeder)
-    result = mirror("sync", "--source", upstream.url, "--repo", "azureiotedge-agent", "--all-tags", cwd=tmp_path)
+    result = mirror(
+        "sync", "--source", upstream.url, "--repo", "azureiotedge-agent", "--all-tags", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     index = json.loads((tmp_path / "mirror-store" / "index.json").read_text())
     names = {m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]}
-    assert names == {"azureiotedge-agent:1.5", "azureiotedge-agent:1.5.0", "azureiotedge-agent:1.5.1"}
+    assert names == {
+        "azureiotedge-agent:1.5",
+        "azureiotedge-agent:1.5.0",
+        "azureiotedge-agent:1.5.1",
+    }
 
 
-def test_without_all_tags_the_policy_selects(tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder) -> None:
-    for tag in ("1.4.9", "1.5.0", "1.5.1", "1.6.0-rc.1", "latest", "1.5.1-linux-amd64", "1.5.1.debug"):
+def test_without_all_tags_the_policy_selects(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder
+) -> None:
+    for tag in (
+        "1.4.9",
+        "1.5.0",
+        "1.5.1",
+        "1.6.0-rc.1",
+        "latest",
+        "1.5.1-linux-amd64",
+        "1.5.1.debug",
+    ):
         seeder.push_release("azureiotedge-agent", tag, version=tag)
     seeder.tag("azureiotedge-agent", "1.5.1", "1.5")
     result = mirror(
-        "plan", "--source", upstream.url, "--target", target.url, "--repo", "azureiotedge-agent", cwd=tmp_path
+        "plan",
+        "--source",
+        upstream.url,
+        "--target",
+        target.url,
+        "--repo",
+        "azureiotedge-agent",
+        cwd=tmp_path,
     )
     assert result.returncode == 3, result.stderr
     lines = {line.split()[1].split(":", 1)[1]: line for line in result.stdout.splitlines()[:-1]}
@@ -111,13 +138,23 @@ def test_without_all_tags_the_policy_selects(tmp_path: Path, upstream: Registry,
 
 def test_unreachable_registry_is_one_line(tmp_path: Path) -> None:
     port = free_port()
-    result = mirror("sync", "--source", f"http://127.0.0.1:{port}", "--target", f"oci:{tmp_path / 'x'}", "--all-tags", cwd=tmp_path)
+    result = mirror(
+        "sync",
+        "--source",
+        f"http://127.0.0.1:{port}",
+        "--target",
+        f"oci:{tmp_path / 'x'}",
+        "--all-tags",
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     assert f"cannot reach http://127.0.0.1:{port}" in one_line_error(result)
 
 
 def test_unknown_repository_is_one_line(tmp_path: Path, upstream: Registry) -> None:
-    result = mirror("sync", "--source", upstream.url, "--repo", "no-such-image", "--all-tags", cwd=tmp_path)
+    result = mirror(
+        "sync", "--source", upstream.url, "--repo", "no-such-image", "--all-tags", cwd=tmp_path
+    )
     assert result.returncode == 1
     assert "repository not found" in one_line_error(result)
 
@@ -138,7 +175,9 @@ def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
         ("version: 1\nversion: 1\n", "mirror.yaml:2: version: duplicate key"),
     ],
 )
-def test_bad_config_is_one_line_naming_file_line_and_key(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_config_is_one_line_naming_file_line_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
     (tmp_path / "mirror.yaml").write_text(text)
     result = mirror("plan", cwd=tmp_path)
     assert result.returncode == 2
@@ -153,8 +192,15 @@ def test_refused_credentials_are_one_line_without_the_secret(tmp_path: Path, acr
         f"registries:\n  '{host}':\n    username: intruder\n    password_env: MIRROR_TEST_SECRET\n"
     )
     result = mirror(
-        "plan", "--source", url, "--repo", "azureiotedge-agent", "--all-tags",
-        "--target", f"oci:{tmp_path / 'x'}", cwd=tmp_path,
+        "plan",
+        "--source",
+        url,
+        "--repo",
+        "azureiotedge-agent",
+        "--all-tags",
+        "--target",
+        f"oci:{tmp_path / 'x'}",
+        cwd=tmp_path,
         env={"MIRROR_TEST_SECRET": "hunter2-do-not-print"},
     )
     assert result.returncode == 1
@@ -172,15 +218,31 @@ def test_a_killed_sync_leaves_no_tag_on_partial_content_and_resumes(
     for version in ("1.5.0", "1.5.1", "1.5.2", "1.5.3"):
         for repo in REPOS:
             pushed.append(seeder.push_release(repo, version, layer_size=1_500_000))
-    args = ["sync", "--source", upstream.url, "--target", target.url, "--all-tags", "--concurrency", "1"]
+    args = [
+        "sync",
+        "--source",
+        upstream.url,
+        "--target",
+        target.url,
+        "--all-tags",
+        "--concurrency",
+        "1",
+    ]
     for repo in REPOS:
         args += ["--repo", repo]
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    process = subprocess.Popen([sys.executable, "-m", "mirror", *args], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mirror", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        uploads = [r for r in target.requests() if r.method == "PUT" and "/blobs/uploads/" in r.path]
+        uploads = [
+            r for r in target.requests() if r.method == "PUT" and "/blobs/uploads/" in r.path
+        ]
         if len(uploads) >= 5:
             break
         time.sleep(0.01)
@@ -193,13 +255,20 @@ def test_a_killed_sync_leaves_no_tag_on_partial_content_and_resumes(
             release = next(p for p in pushed if p.repository == repo and p.tag == tag)
             assert all(target_seeder.has_manifest(repo, child) for child in release.children)
             assert all(target_seeder.has_blob(repo, blob) for blob in release.blobs)
-    present_before = {(p.repository, b) for p in pushed for b in p.blobs if target_seeder.has_blob(p.repository, b)}
+    present_before = {
+        (p.repository, b)
+        for p in pushed
+        for b in p.blobs
+        if target_seeder.has_blob(p.repository, b)
+    }
     assert present_before, "nothing was copied before the kill"
 
     mark = len(target.requests())
     result = mirror(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    uploaded = [r for r in target.requests_since(mark) if r.method == "PUT" and "/blobs/uploads/" in r.path]
+    uploaded = [
+        r for r in target.requests_since(mark) if r.method == "PUT" and "/blobs/uploads/" in r.path
+    ]
     missing = {(p.repository, b) for p in pushed for b in p.blobs} - present_before
     assert len(uploaded) <= len(missing)
     for release in pushed:

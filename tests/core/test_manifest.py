@@ -28,10 +28,20 @@ def image(media_type: str = DOCKER_MANIFEST, layers: list[dict[str, Any]] | None
         {
             "schemaVersion": 2,
             "mediaType": media_type,
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 3, "digest": d("config")},
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 3,
+                "digest": d("config"),
+            },
             "layers": layers
             if layers is not None
-            else [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 5, "digest": d("layer")}],
+            else [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": 5,
+                    "digest": d("layer"),
+                }
+            ],
         },
         indent=3,
     ).encode()
@@ -58,7 +68,11 @@ def test_blobs_are_config_then_layers_without_foreign_layers() -> None:
         "digest": d("windows base"),
         "urls": ["https://mcr.microsoft.com/v2/windows/blobs/x"],
     }
-    normal = {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 5, "digest": d("layer")}
+    normal = {
+        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "size": 5,
+        "digest": d("layer"),
+    }
     manifest = Manifest.parse(image(layers=[foreign, normal]))
     assert [blob.digest for blob in manifest.blobs()] == [d("config"), d("layer")]
 
@@ -69,8 +83,18 @@ def test_index_children_put_attestations_after_the_images_they_describe() -> Non
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
             "manifests": [
-                {"mediaType": OCI_MANIFEST, "size": 1, "digest": d("att"), "platform": {"os": "unknown", "architecture": "unknown"}},
-                {"mediaType": OCI_MANIFEST, "size": 1, "digest": d("arm"), "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "size": 1,
+                    "digest": d("att"),
+                    "platform": {"os": "unknown", "architecture": "unknown"},
+                },
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "size": 1,
+                    "digest": d("arm"),
+                    "platform": {"os": "linux", "architecture": "arm", "variant": "v7"},
+                },
             ],
         }
     ).encode()
@@ -103,7 +127,10 @@ def test_subject_is_read() -> None:
         (b"not json", "not valid JSON"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"schemaVersion": 1, "fsLayers": []}', "schema 1"),
-        (b'{"schemaVersion": 2, "mediaType": "application/x-unknown"}', "unsupported manifest media type"),
+        (
+            b'{"schemaVersion": 2, "mediaType": "application/x-unknown"}',
+            "unsupported manifest media type",
+        ),
     ],
 )
 def test_malformed_manifests(raw: bytes, message: str) -> None:
@@ -112,6 +139,8 @@ def test_malformed_manifests(raw: bytes, message: str) -> None:
 
 
 def test_malformed_descriptor_names_where() -> None:
-    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"size": 1}]}).encode()
+    raw = json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"size": 1}]}
+    ).encode()
     with pytest.raises(ManifestError, match=r"manifests\[0\]"):
         Manifest.parse(raw).children()

@@ -92,7 +92,11 @@ def test_rolling_tag_moved_backwards_upstream_is_held() -> None:
     assert "backwards" in steps["1.5"].reason
     allowed = by_tag(
         plan_tags(
-            [observed("1.5", "v2", "v3"), observed("1.5.2", "v2", "v2"), observed("1.5.3", "v3", "v3")],
+            [
+                observed("1.5", "v2", "v3"),
+                observed("1.5.2", "v2", "v2"),
+                observed("1.5.3", "v3", "v3"),
+            ],
             Governance(allow_backwards=True),
         )
     )
@@ -101,7 +105,9 @@ def test_rolling_tag_moved_backwards_upstream_is_held() -> None:
 
 def test_tags_outside_the_grammar_are_copied_when_they_differ() -> None:
     steps = by_tag(
-        plan_tags([observed("nightly", "b", "a"), observed("edge", "c", None), observed("x", "d", "d")])
+        plan_tags(
+            [observed("nightly", "b", "a"), observed("edge", "c", None), observed("x", "d", "d")]
+        )
     )
     assert steps["nightly"].action is Action.UPDATE
     assert steps["edge"].action is Action.CREATE
@@ -121,27 +127,46 @@ def _json(document: object) -> bytes:
     return json.dumps(document).encode()
 
 
-def build(repo: str, version: str, platforms: tuple[str, ...] = ("amd64", "arm64")) -> tuple[Manifest, dict[tuple[str, str], Manifest]]:
+def build(
+    repo: str, version: str, platforms: tuple[str, ...] = ("amd64", "arm64")
+) -> tuple[Manifest, dict[tuple[str, str], Manifest]]:
     """An index for `version` whose images share a per-platform base layer."""
     manifests: dict[tuple[str, str], Manifest] = {}
     entries = []
     for arch in platforms:
         blobs = [
             {"mediaType": "application/octet-stream", "size": 1000, "digest": d(f"base {arch}")},
-            {"mediaType": "application/octet-stream", "size": 10, "digest": d(f"app {repo} {version} {arch}")},
+            {
+                "mediaType": "application/octet-stream",
+                "size": 10,
+                "digest": d(f"app {repo} {version} {arch}"),
+            },
         ]
         raw = _json(
             {
                 "schemaVersion": 2,
                 "mediaType": DOCKER_MANIFEST,
-                "config": {"mediaType": "application/json", "size": 1, "digest": d(f"config {repo} {version} {arch}")},
+                "config": {
+                    "mediaType": "application/json",
+                    "size": 1,
+                    "digest": d(f"config {repo} {version} {arch}"),
+                },
                 "layers": blobs,
             }
         )
         child = Manifest.parse(raw)
         manifests[(repo, child.digest)] = child
-        entries.append({"mediaType": DOCKER_MANIFEST, "size": len(raw), "digest": child.digest, "platform": {"os": "linux", "architecture": arch}})
-    index = Manifest.parse(_json({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST, "manifests": entries}))
+        entries.append(
+            {
+                "mediaType": DOCKER_MANIFEST,
+                "size": len(raw),
+                "digest": child.digest,
+                "platform": {"os": "linux", "architecture": arch},
+            }
+        )
+    index = Manifest.parse(
+        _json({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST, "manifests": entries})
+    )
     manifests[(repo, index.digest)] = index
     return index, manifests
 
@@ -154,7 +179,11 @@ def test_content_plan_orders_blobs_manifests_tags_and_deduplicates() -> None:
     index_a, manifests = build("agent", "1.5.3")
     index_h, more = build("hub", "1.5.3")
     manifests.update(more)
-    steps = [step("agent", "1.5.3", index_a), step("agent", "1.5", index_a), step("hub", "1.5.3", index_h)]
+    steps = [
+        step("agent", "1.5.3", index_a),
+        step("agent", "1.5", index_a),
+        step("hub", "1.5.3", index_h),
+    ]
     plan = plan_content(steps, manifests)
 
     uploads = [b for b in plan.blobs if b.mount_from is None]
@@ -169,7 +198,11 @@ def test_content_plan_orders_blobs_manifests_tags_and_deduplicates() -> None:
     assert uploads[0].descriptor.size >= uploads[-1].descriptor.size
     # Child manifests once per repository; the index goes under each tag.
     assert len(plan.manifests) == 4
-    assert [(t.repository, t.tag) for t in plan.tags] == [("agent", "1.5.3"), ("agent", "1.5"), ("hub", "1.5.3")]
+    assert [(t.repository, t.tag) for t in plan.tags] == [
+        ("agent", "1.5.3"),
+        ("agent", "1.5"),
+        ("hub", "1.5.3"),
+    ]
     # A tag waits for every child manifest, also when its index was planned for another tag.
     children = {c.digest for c in index_a.children()}
     assert set(plan.tags[0].needs_manifests) == children

@@ -16,16 +16,29 @@ DIGEST = "sha256:" + "a" * 64
         ("alpine", "docker.io", "library/alpine", None, None),
         ("library/alpine:3", "docker.io", "library/alpine", "3", None),
         ("index.docker.io/x/y:1", "docker.io", "x/y", "1", None),
-        ("mcr.microsoft.com/azureiotedge-agent:1.5", "mcr.microsoft.com", "azureiotedge-agent", "1.5", None),
+        (
+            "mcr.microsoft.com/azureiotedge-agent:1.5",
+            "mcr.microsoft.com",
+            "azureiotedge-agent",
+            "1.5",
+            None,
+        ),
         ("localhost/a:b", "localhost", "a", "b", None),
         ("127.0.0.1:5001/a/b/c:1.0.9.4", "127.0.0.1:5001", "a/b/c", "1.0.9.4", None),
         (f"myacr.azurecr.io/hub@{DIGEST}", "myacr.azurecr.io", "hub", None, DIGEST),
         (f"myacr.azurecr.io/hub:1.5@{DIGEST}", "myacr.azurecr.io", "hub", "1.5", DIGEST),
     ],
 )
-def test_parse(text: str, registry: str, repository: str, tag: str | None, digest: str | None) -> None:
+def test_parse(
+    text: str, registry: str, repository: str, tag: str | None, digest: str | None
+) -> None:
     ref = ImageReference.parse(text)
-    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
+        registry,
+        repository,
+        tag,
+        digest,
+    )
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,9 @@ class Quiet:
         self.failures.append(f"{what}: {error}")
 
 
-def seed_releases(seeder: Seeder, versions: Sequence[str] = ("1.5.0", "1.5.1", "1.5.2")) -> list[Pushed]:
+def seed_releases(
+    seeder: Seeder, versions: Sequence[str] = ("1.5.0", "1.5.1", "1.5.2")
+) -> list[Pushed]:
     pushed = []
     for index, version in enumerate(versions):
         for repo in REPOS:
@@ -90,21 +92,31 @@ def count(requests: Sequence[Request], method: str, fragment: str) -> int:
 
 
 def test_cold_sync_copies_every_platform_byte_for_byte(
-    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
-    source_client: RegistryClient, target_client: RegistryClient,
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    target_seeder: Seeder,
+    source_client: RegistryClient,
+    target_client: RegistryClient,
 ) -> None:
     pushed = seed_releases(seeder)
     outcome = run(source_client, target_client)
     assert outcome.ok, outcome.result.failures
     assert_mirrored(seeder, target_seeder, pushed)
     assert {step.tag for step in outcome.steps if step.action is Action.CREATE} == {
-        "1.5", "1.5.0", "1.5.1", "1.5.2"
+        "1.5",
+        "1.5.0",
+        "1.5.1",
+        "1.5.2",
     }
 
 
 def test_shared_layers_are_uploaded_once_then_mounted(
-    upstream: Registry, target: Registry, seeder: Seeder,
-    source_client: RegistryClient, target_client: RegistryClient,
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    source_client: RegistryClient,
+    target_client: RegistryClient,
 ) -> None:
     pushed = seed_releases(seeder)
     mark = len(target.requests())
@@ -115,7 +127,9 @@ def test_shared_layers_are_uploaded_once_then_mounted(
     mounts = sum(
         1
         for r in requests
-        if r.method == "POST" and r.status == 201 and "from=azureiotedge-agent" in r.path
+        if r.method == "POST"
+        and r.status == 201
+        and "from=azureiotedge-agent" in r.path
         and r.path.startswith("/v2/azureiotedge-hub/")
     )
     assert uploads == len(unique) == outcome.result.uploaded
@@ -126,8 +140,11 @@ def test_shared_layers_are_uploaded_once_then_mounted(
 
 
 def test_noop_sync_costs_one_listing_per_repository_and_one_head_per_tag(
-    upstream: Registry, target: Registry, seeder: Seeder,
-    source_client: RegistryClient, target_client: RegistryClient,
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    source_client: RegistryClient,
+    target_client: RegistryClient,
 ) -> None:
     seed_releases(seeder)
     run(source_client, target_client)
@@ -145,8 +162,12 @@ def test_noop_sync_costs_one_listing_per_repository_and_one_head_per_tag(
 
 
 def test_incremental_sync_transfers_only_new_blobs(
-    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
-    source_client: RegistryClient, target_client: RegistryClient,
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    target_seeder: Seeder,
+    source_client: RegistryClient,
+    target_client: RegistryClient,
 ) -> None:
     pushed = seed_releases(seeder)
     run(source_client, target_client)
@@ -164,20 +185,28 @@ def test_incremental_sync_transfers_only_new_blobs(
     steps = {(s.repository, s.tag): s for s in outcome.steps}
     assert steps[("azureiotedge-agent", "1.5")].reason == "update: rolling 1.5 -> 1.5.3"
     assert steps[("azureiotedge-agent", "1.5.3")].action is Action.CREATE
-    pulled = [r for r in upstream.requests_since(up_mark) if r.method == "GET" and "/blobs/" in r.path]
+    pulled = [
+        r for r in upstream.requests_since(up_mark) if r.method == "GET" and "/blobs/" in r.path
+    ]
     pushed_now = count(target.requests_since(down_mark), "PUT", "/blobs/uploads/")
     assert len(pulled) == pushed_now == len({digest for _, digest in new_blobs})
     assert_mirrored(seeder, target_seeder, [*pushed, *new])
 
 
 def test_a_corrupt_source_blob_never_reaches_the_target(
-    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
-    source_client: RegistryClient, target_client: RegistryClient,
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    target_seeder: Seeder,
+    source_client: RegistryClient,
+    target_client: RegistryClient,
 ) -> None:
     """Flip bytes of a layer in upstream's storage: the registry serves the wrong bytes,
     the copy refuses them, and no tag that needs the layer is written."""
     release = seeder.push_release("azureiotedge-agent", "1.5.0")
-    other = seeder.push_release("azureiotedge-agent", "1.6.0", platforms=(("linux", "amd64", None),), salt="x")
+    other = seeder.push_release(
+        "azureiotedge-agent", "1.6.0", platforms=(("linux", "amd64", None),), salt="x"
+    )
     victim = release.blobs[-1]  # the arm/v7 app layer: only 1.5.0 has it
     data = next(upstream.storage.rglob(f"blobs/sha256/*/{victim.split(':')[1]}/data"))
     data.write_bytes(bytes(b ^ 0xFF for b in data.read_bytes()))
@@ -192,8 +221,12 @@ def test_a_corrupt_source_blob_never_reaches_the_target(
 
 
 def test_a_rebuilt_specific_tag_is_held_and_reported_as_drift(
-    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
-    source_client: RegistryClient, target_client: RegistryClient,
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    target_seeder: Seeder,
+    source_client: RegistryClient,
+    target_client: RegistryClient,
 ) -> None:
     original = seeder.push_release("azureiotedge-agent", "1.5.3")
     sync(source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all)
@@ -203,7 +236,11 @@ def test_a_rebuilt_specific_tag_is_held_and_reported_as_drift(
     )
 
     outcome = sync(
-        source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all,
+        source_client,
+        target_client,
+        ["azureiotedge-agent"],
+        Quiet(),
+        select=select_all,
         governance=governance,
     )
 
@@ -213,9 +250,14 @@ def test_a_rebuilt_specific_tag_is_held_and_reported_as_drift(
     assert target_seeder.digest_of("azureiotedge-agent", "1.5.3-rebuild-20261126") == rebuilt.digest
 
     again = sync(
-        source_client, target_client, ["azureiotedge-agent"], Quiet(), select=select_all,
+        source_client,
+        target_client,
+        ["azureiotedge-agent"],
+        Quiet(),
+        select=select_all,
         governance=Governance(
-            on_rebuild={"azureiotedge-agent": OnRebuild.MIRROR_AS_DERIVED_TAG}, today=date(2026, 11, 27)
+            on_rebuild={"azureiotedge-agent": OnRebuild.MIRROR_AS_DERIVED_TAG},
+            today=date(2026, 11, 27),
         ),
     )
     assert [s.tag for s in again.steps if s.pending] == []
@@ -223,8 +265,12 @@ def test_a_rebuilt_specific_tag_is_held_and_reported_as_drift(
 
 
 def test_a_rolling_tag_moved_backwards_upstream_is_held(
-    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder,
-    source_client: RegistryClient, target_client: RegistryClient,
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    target_seeder: Seeder,
+    source_client: RegistryClient,
+    target_client: RegistryClient,
 ) -> None:
     seed_releases(seeder, ("1.5.0", "1.5.1"))
     run(source_client, target_client)
@@ -240,11 +286,16 @@ def test_a_rolling_tag_moved_backwards_upstream_is_held(
 
     allowed = run(source_client, target_client, Governance(allow_backwards=True))
     assert allowed.ok
-    assert target_seeder.digest_of("azureiotedge-agent", "1.5") == seeder.digest_of("azureiotedge-agent", "1.5.0")
+    assert target_seeder.digest_of("azureiotedge-agent", "1.5") == seeder.digest_of(
+        "azureiotedge-agent", "1.5.0"
+    )
 
 
 def test_oci_layout_carries_images_across_an_air_gap(
-    tmp_path: Path, upstream: Registry, seeder: Seeder, source_client: RegistryClient,
+    tmp_path: Path,
+    upstream: Registry,
+    seeder: Seeder,
+    source_client: RegistryClient,
 ) -> None:
     """Export to a layout on the connected side, import into a registry on the other."""
     pushed = seed_releases(seeder)
@@ -272,7 +323,9 @@ def test_oci_layout_carries_images_across_an_air_gap(
 
 
 def test_a_missing_repository_fails_with_a_clear_error(
-    upstream: Registry, source_client: RegistryClient, target_client: RegistryClient,
+    upstream: Registry,
+    source_client: RegistryClient,
+    target_client: RegistryClient,
 ) -> None:
     from mirror.errors import NotFound
 

@@ -24,6 +24,24 @@ def manifest(text: str, file: str = "deployment.json", template: bool | None = N
     return load_manifest(parse_document(text, file), template=template)
 
 
+def deployment(images: dict[str, str], credentials: dict[str, Any] | None = None) -> str:
+    """A plain manifest: `images` maps edgeAgent, edgeHub and module names to images."""
+    images = dict(images)
+    settings: dict[str, Any] = {"minDockerVersion": "v1.25"}
+    if credentials is not None:
+        settings["registryCredentials"] = credentials
+    desired = {
+        "schemaVersion": "1.1",
+        "runtime": {"type": "docker", "settings": settings},
+        "systemModules": {
+            "edgeAgent": {"type": "docker", "settings": {"image": images.pop("edgeAgent")}},
+            "edgeHub": {"type": "docker", "settings": {"image": images.pop("edgeHub")}},
+        },
+        "modules": {name: {"settings": {"image": image}} for name, image in images.items()},
+    }
+    return dumps({"modulesContent": {"$edgeAgent": {"properties.desired": desired}}})
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=2) + "\n"
 

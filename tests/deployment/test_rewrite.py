@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -25,30 +24,15 @@ from mirror.deployment.rewrite import (
     rewrite_manifest,
     rewrite_source,
     rewritten_references,
+    secret_literals,
 )
 from mirror.deployment.settings import RewriteSettings
 from mirror.errors import ConfigError, InvalidReference
 from mirror.reference import ImageReference
-from tests.deployment.helpers import dumps, manifest
+from tests.deployment.helpers import deployment, dumps, manifest
 
 TARGET = Target.parse("myacr.azurecr.io")
 DIGEST = "sha256:" + "b" * 64
-
-
-def deployment(images: dict[str, str], credentials: dict[str, Any] | None = None) -> str:
-    settings: dict[str, Any] = {"minDockerVersion": "v1.25"}
-    if credentials is not None:
-        settings["registryCredentials"] = credentials
-    desired = {
-        "schemaVersion": "1.1",
-        "runtime": {"type": "docker", "settings": settings},
-        "systemModules": {
-            "edgeAgent": {"type": "docker", "settings": {"image": images.pop("edgeAgent")}},
-            "edgeHub": {"type": "docker", "settings": {"image": images.pop("edgeHub")}},
-        },
-        "modules": {name: {"settings": {"image": image}} for name, image in images.items()},
-    }
-    return dumps({"modulesContent": {"$edgeAgent": {"properties.desired": desired}}})
 
 
 def images_of(text: str) -> dict[str, str]:
@@ -68,9 +52,9 @@ def test_target_parse(text: str, registry: str, prefix: str) -> None:
     assert Target.parse(text) == Target(registry, prefix)
 
 
-def test_target_parse_with_prefix_setting() -> None:
-    assert Target.parse("myacr.azurecr.io/a", prefix="b").prefix == "a/b"
-    assert Target.parse("myacr.azurecr.io", prefix="/edge/").prefix == "edge"
+def test_target_prints_as_written_in_image_strings() -> None:
+    assert str(Target.parse("http://127.0.0.1:5000/edge/")) == "127.0.0.1:5000/edge"
+    assert str(TARGET) == "myacr.azurecr.io"
 
 
 @pytest.mark.parametrize("text", ["myacr", "", "my acr.io", "-x.io"])
@@ -87,6 +71,7 @@ def test_target_parse_refuses_bad_prefix() -> None:
 def test_target_credential_name() -> None:
     assert TARGET.credential_name == "myacr"
     assert Target.parse("localhost:5000").credential_name == "localhost"
+    assert Target.parse("http://10.0.0.5:5000/edge").credential_name == "10-0-0-5"
 
 
 @pytest.mark.parametrize(
@@ -213,6 +198,15 @@ LEDGER = Ledger(
 )
 def test_pinning_resolver(source: str, pin: PinMode, outcome: Resolution) -> None:
     assert PinningResolver(TARGET, LEDGER)(classify(source), pin) == outcome
+
+
+def test_pinning_resolver_says_where_it_looked() -> None:
+    resolver = PinningResolver(TARGET, LEDGER, origin="myacr.azurecr.io/edge")
+    hub = classify("mcr.microsoft.com/azureiotedge-hub:1.5")
+    assert resolver(hub, PinMode.DIGEST) == Unresolved(
+        "no index digest is known for mcr.microsoft.com/azureiotedge-hub:1.5"
+        " in myacr.azurecr.io/edge"
+    )
 
 
 def test_rewrite_changes_only_the_mirrored_images() -> None:
@@ -537,3 +531,61 @@ def test_rewrite_source_reads_bytes_and_names_the_file_in_errors() -> None:
         rewrite_source(b"]", "d.json", TARGET)
     with pytest.raises(NotADeploymentManifest, match=r"^d\.json: "):
         rewrite_source(b"{}", "d.json", TARGET)
+
+
+def test_diff_can_hide_the_passwords_of_every_entry() -> None:
+    text = deployment(
+        {"edgeAgent": "mcr.microsoft.com/azureiotedge-agent:1.5", "edgeHub": "h.io/h:1"},
+        credentials={
+            "myacr": {"username": "admin", "password": "s3cret", "address": "myacr.azurecr.io"},
+            "other": {"username": "u", "password": "hunter\\2", "address": "other.io"},
+            "templated": {"username": "u", "password": "${PASS}", "address": "t.io"},
+        },
+    )
+    loaded = manifest(text)
+    assert secret_literals(loaded) == ('"s3cret"', '"hunter\\\\2"')
+    result = rewrite_manifest(loaded, TARGET)
+    assert '"s3cret"' in result.diff()
+    hidden = result.diff(redact=secret_literals(loaded))
+    assert "s3cret" not in hidden
+    assert "hunter" not in hidden
+    assert '-                "password": "***",' in hidden
+    assert '+                "password": "$MIRROR_PULL_PASSWORD",' in hidden
+
+
+def test_pinning_an_image_rewritten_earlier_with_its_tag() -> None:
+    text = deployment(
+        {
+            "edgeAgent": "myacr.azurecr.io/edge/azureiotedge-agent:1.5",
+            "edgeHub": "myacr.azurecr.io/other/azureiotedge-hub:1.5",
+            "filter": "myacr.azurecr.io/edge/filter:1.0",
+        }
+    )
+    target = Target.parse("myacr.azurecr.io/edge")
+    bare = RewriteSettings(credentials=False)
+    resolver = PinningResolver(target, LEDGER)
+    kept = rewrite_manifest(manifest(text), target, resolver=resolver, settings=bare)
+    assert not kept.changed
+    pinned = rewrite_manifest(
+        manifest(text), target, pin=PinMode.DIGEST, resolver=resolver, settings=bare
+    )
+    assert images_of(pinned.text) == {
+        "edgeAgent": f"myacr.azurecr.io/edge/azureiotedge-agent@{DIGEST}",
+        "edgeHub": "myacr.azurecr.io/other/azureiotedge-hub:1.5",  # not under the prefix
+        "filter": "myacr.azurecr.io/edge/filter:1.0",  # the fleet's own: no source names it
+    }
+    (change,) = [c for c in pinned.changes if c.kind is ChangeKind.IMAGE]
+    assert change.old == "myacr.azurecr.io/edge/azureiotedge-agent:1.5"
+    again = rewrite_manifest(
+        manifest(pinned.text), target, pin=PinMode.DIGEST, resolver=resolver, settings=bare
+    )
+    assert not again.changed
+    specific = rewrite_manifest(
+        manifest(text), target, pin=PinMode.SPECIFIC, resolver=resolver, settings=bare
+    )
+    assert (
+        images_of(specific.text)["edgeAgent"] == "myacr.azurecr.io/edge/azureiotedge-agent:1.5.44"
+    )
+    offline = rewrite_manifest(manifest(text), target, pin=PinMode.DIGEST, settings=bare)
+    (left,) = [a for a in offline.left_alone if a.reason is Reason.UNRESOLVED]
+    assert "mcr.microsoft.com/azureiotedge-agent:1.5 needs the ledger" in left.detail

@@ -23,7 +23,10 @@ def test_rewrite_defaults() -> None:
         ("username_variable", "hunter2", "is not a placeholder"),
         ("password_variable", "$not valid", "is not a placeholder"),
         ("credential_name", "my.acr", "a credential name has no"),
-        ("target_prefix", "Upper/Case", "not a valid repository path prefix"),
+        ("platforms", [], "at least one platform"),
+        ("platforms", ["amd64"], "is not a platform"),
+        ("platforms", ["Linux/AMD64"], "is not a platform"),
+        ("target_prefix", "edge", "Extra inputs"),
         ("sources", [], "at least one source"),
         ("sources", ["azureiotedge-*"], "registry/repository"),
         ("unknown", 1, "Extra inputs"),
@@ -34,10 +37,15 @@ def test_rewrite_validation(field: str, value: object, fragment: str) -> None:
         RewriteSettings.model_validate({field: value})
 
 
-def test_rewrite_accepts_braced_variables_and_trims_the_prefix() -> None:
-    settings = RewriteSettings(password_variable="${PULL_PASSWORD}", target_prefix="/edge/")
+def test_rewrite_accepts_braced_variables() -> None:
+    settings = RewriteSettings(password_variable="${PULL_PASSWORD}")
     assert settings.password_variable == "${PULL_PASSWORD}"
-    assert settings.target_prefix == "edge"
+
+
+def test_rewrite_platforms_default_to_the_runtime_images_and_drop_repeats() -> None:
+    assert RewriteSettings().platforms == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+    settings = RewriteSettings(platforms=["linux/amd64", "linux/arm64/v8", "linux/amd64"])
+    assert settings.platforms == ["linux/amd64", "linux/arm64/v8"]
 
 
 @pytest.mark.parametrize(
@@ -83,3 +91,10 @@ def test_lint_overrides_apply_on_top() -> None:
     assert base.with_overrides().model_dump() == base.model_dump()
     with pytest.raises(ValidationError):
         base.with_overrides(disable=["bogus"])
+
+
+def test_lint_severity_off_survives_yaml() -> None:
+    settings = LintSettings.model_validate({"severity": {"message-ttl": False, "twin-size": "off"}})
+    assert settings.severity == {"message-ttl": "off", "twin-size": "off"}
+    with pytest.raises(ValidationError):
+        LintSettings.model_validate({"severity": {"message-ttl": True}})

@@ -117,10 +117,12 @@ class Seeder:
         """
         version = version or tag
         image_type, config_type, layer_type = (
-            (OCI_IMAGE, OCI_CONFIG, OCI_LAYER) if oci else (DOCKER_IMAGE, DOCKER_CONFIG, DOCKER_LAYER)
+            (OCI_IMAGE, OCI_CONFIG, OCI_LAYER)
+            if oci
+            else (DOCKER_IMAGE, DOCKER_CONFIG, DOCKER_LAYER)
         )
         pushed = Pushed(repository, tag, "", OCI_INDEX if oci else DOCKER_LIST)
-        entries = []
+        entries: list[dict[str, Any]] = []
         for os_name, arch, variant in platforms:
             platform = f"{os_name}/{arch}" + (f"/{variant}" if variant else "")
             base = pseudo_random(f"base {platform}", base_size)
@@ -141,7 +143,11 @@ class Seeder:
                 {
                     "schemaVersion": 2,
                     "mediaType": image_type,
-                    "config": {"mediaType": config_type, "size": len(config), "digest": config_digest},
+                    "config": {
+                        "mediaType": config_type,
+                        "size": len(config),
+                        "digest": config_digest,
+                    },
                     "layers": [
                         {"mediaType": layer_type, "size": len(blob), "digest": sha256(blob)}
                         for blob in (base, app)
@@ -154,18 +160,27 @@ class Seeder:
             if variant:
                 platform_json["variant"] = variant
             entries.append(
-                {"mediaType": image_type, "size": len(image), "digest": image_digest, "platform": platform_json}
+                {
+                    "mediaType": image_type,
+                    "size": len(image),
+                    "digest": image_digest,
+                    "platform": platform_json,
+                }
             )
             if attestation and oci:
                 entries.append(self._attestation(repository, image_digest, len(image), platform))
                 pushed.children.append(entries[-1]["digest"])
                 pushed.blobs += [entries[-1]["_config"], entries[-1]["_layer"]]
                 del entries[-1]["_config"], entries[-1]["_layer"]
-        index = canonical({"schemaVersion": 2, "mediaType": pushed.media_type, "manifests": entries})
+        index = canonical(
+            {"schemaVersion": 2, "mediaType": pushed.media_type, "manifests": entries}
+        )
         pushed.digest = self.push_manifest(repository, tag, index, pushed.media_type)
         return pushed
 
-    def _attestation(self, repository: str, subject: str, subject_size: int, platform: str) -> dict[str, Any]:
+    def _attestation(
+        self, repository: str, subject: str, subject_size: int, platform: str
+    ) -> dict[str, Any]:
         config = b"{}"
         statement = canonical({"_type": "https://in-toto.io/Statement/v0.1", "subject": platform})
         config_digest = self.push_blob(repository, config)
@@ -174,7 +189,11 @@ class Seeder:
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_IMAGE,
-                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": config_digest},
+                "config": {
+                    "mediaType": "application/vnd.oci.empty.v1+json",
+                    "size": 2,
+                    "digest": config_digest,
+                },
                 "layers": [{"mediaType": IN_TOTO, "size": len(statement), "digest": layer_digest}],
                 "subject": {"mediaType": OCI_IMAGE, "size": subject_size, "digest": subject},
             }
@@ -205,9 +224,7 @@ class Seeder:
 
     def digest_of(self, repository: str, tag: str) -> str | None:
         accept = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_IMAGE, DOCKER_IMAGE])
-        response = self.client.head(
-            f"/v2/{repository}/manifests/{tag}", headers={"Accept": accept}
-        )
+        response = self.client.head(f"/v2/{repository}/manifests/{tag}", headers={"Accept": accept})
         if response.status_code == 404:
             return None
         response.raise_for_status()

@@ -1,0 +1,615 @@
+"""`mirror rewrite` and `mirror lint`: deployment manifests.
+
+`mirror sync` loads this module too, so only typer and the standard library are
+imported here; the deployment logic, the config and the registry client are imported
+when one of these commands runs.
+
+Both commands work through their files one by one: a file that cannot be read, is
+not JSON or is not a deployment manifest gets one error line naming it, and the
+other files are still processed. Exit codes: 0 done, 1 a file failed (or, for
+`rewrite --check`, would change; for `lint`, an error finding), 2 bad options or
+config.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mirror.cli.app import EXIT_FAILED, EXIT_USAGE, app, fail
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from mirror.config import Config
+    from mirror.deployment.lint.engine import LintReport
+    from mirror.deployment.registry import AvailabilityCheck
+    from mirror.deployment.rewrite import PinMode, Resolver, RewriteResult, Target
+    from mirror.deployment.settings import LintSettings, RewriteSettings
+    from mirror.deployment.shape import Manifest
+    from mirror.errors import ConfigError
+    from mirror.ledger import Ledger
+    from mirror.transport.store import Store
+
+
+class Pin(StrEnum):
+    tag = "tag"
+    specific = "specific"
+    digest = "digest"
+
+
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
+class Profile(StrEnum):
+    default = "default"
+    production = "production"
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML config file (keys `target`, `rewrite`, `lint`, `registries`). "
+        "Default: mirror.yaml in the working directory, if present.",
+        show_default=False,
+    ),
+]
+
+
+def _usage(message: str) -> typer.Exit:
+    fail(f"error: {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+# -- rewrite -------------------------------------------------------------------------
+
+
+@app.command()
+def rewrite(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Deployment manifests (JSON) to rewrite.", metavar="FILE", show_default=False
+        ),
+    ],
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            metavar="HOST",
+            help="The mirror devices pull from: a registry host (myacr.azurecr.io, "
+            "localhost:5000), optionally with the repository prefix `mirror sync` wrote "
+            "under (myacr.azurecr.io/edge). "
+            "Default: `target` in the config.",
+            show_default=False,
+        ),
+    ] = None,
+    pin: Annotated[
+        Pin,
+        typer.Option(
+            "--pin",
+            help="tag: keep each tag as written. specific: a rolling tag (1.5) becomes the "
+            "specific version it means in the mirror now (1.5.3). digest: "
+            "name@sha256:<index digest> in the mirror (the form edgeAgent accepts).",
+        ),
+    ] = Pin.tag,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Do not contact the registry: no check that the images are there. "
+            "Only --pin tag, or tags and digests that are already pinned.",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the rewritten manifest to this file (one input file). "
+            "Default: standard output.",
+            show_default=False,
+        ),
+    ] = None,
+    in_place: Annotated[
+        bool,
+        typer.Option("--in-place", help="Rewrite the files themselves (only those that change)."),
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; exit 1 when a file would change (for CI).",
+        ),
+    ] = False,
+    diff: Annotated[
+        bool,
+        typer.Option(
+            "--diff",
+            help="Print a unified diff (passwords hidden) instead of the manifest; "
+            "with --in-place or -o, print it as well as writing.",
+        ),
+    ] = False,
+    mirrored: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mirrored",
+            metavar="GLOB",
+            help="Glob over registry/repository of the images to point at the mirror "
+            "(repeatable; replaces rewrite.sources), e.g. 'mcr.microsoft.com/*'. "
+            "Default: mcr.microsoft.com/azureiotedge-*.",
+            show_default=False,
+        ),
+    ] = None,
+    platform: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--platform",
+            metavar="OS/ARCH",
+            help="A platform the fleet needs, os/arch or os/arch/variant (repeatable; replaces "
+            "rewrite.platforms). Default: linux/amd64, linux/arm64, linux/arm/v7.",
+            show_default=False,
+        ),
+    ] = None,
+    credentials: Annotated[
+        bool | None,
+        typer.Option(
+            "--credentials/--no-credentials",
+            help="Add or update the registryCredentials entry of the mirror, with "
+            "placeholders for the pull identity. Default: rewrite.credentials (on).",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Point edgeAgent, edgeHub and every mirrored module image at the mirror.
+
+    mcr.microsoft.com/azureiotedge-agent:1.5 becomes <registry>/azureiotedge-agent:1.5
+    (or the specific version, or the digest, with --pin). The registryCredentials
+    entry of the mirror gets $MIRROR_PULL_USERNAME / $MIRROR_PULL_PASSWORD style
+    placeholders, never a secret. Nothing else in the file changes, byte for byte;
+    rewriting a rewritten file changes nothing. Signed manifests are refused.
+
+    Unless --offline, every rewritten image is first looked up in the mirror: a file
+    whose images are missing there, or lack a platform the fleet needs, is not
+    written, and the command exits 1.
+    """
+    if in_place and output is not None:
+        raise _usage("--in-place and --output exclude each other")
+    if check and (in_place or output is not None):
+        raise _usage("--check writes nothing: drop --in-place / --output")
+    to_stdout = not (in_place or check or diff) or output is not None
+    if to_stdout and len(files) > 1:
+        raise _usage(
+            f"{len(files)} files given: standard output and --output take one; "
+            "use --in-place, --check or --diff for several"
+        )
+    job = _RewriteJob.create(
+        config_path=config,
+        registry=registry,
+        pin=pin,
+        offline=offline,
+        mirrored=mirrored,
+        platforms=platform,
+        credentials=credentials,
+    )
+    try:
+        failed = would_change = False
+        for path in files:
+            result = job.run(path)
+            if result is None:
+                failed = True
+                continue
+            would_change |= result.changed
+            if not _emit(result, job, output=output, in_place=in_place, check=check, diff=diff):
+                failed = True
+    finally:
+        job.close()
+    if failed or (check and would_change):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@dataclass
+class _Done:
+    """One file rewritten and checked, ready to be written."""
+
+    path: Path
+    manifest: Manifest
+    result: RewriteResult
+
+    @property
+    def changed(self) -> bool:
+        return self.result.changed
+
+
+@dataclass
+class _RewriteJob:
+    """The settings of one `mirror rewrite` run, and the registry it talks to."""
+
+    target: Target
+    settings: RewriteSettings
+    pin: PinMode
+    resolver: Resolver
+    store: Store | None
+    availability: AvailabilityCheck | None
+    ledger: Ledger | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        config_path: Path | None,
+        registry: str | None,
+        pin: Pin,
+        offline: bool,
+        mirrored: list[str] | None,
+        platforms: list[str] | None,
+        credentials: bool | None,
+    ) -> _RewriteJob:
+        from mirror.config import load_config
+        from mirror.deployment.registry import AvailabilityCheck, RegistryLookup
+        from mirror.deployment.rewrite import PinMode, PinningResolver, TagResolver
+        from mirror.deployment.settings import RewriteSettings
+
+        config = load_config(config_path)
+        overrides: dict[str, Any] = {}
+        if mirrored:
+            overrides["sources"] = mirrored
+        if platforms:
+            overrides["platforms"] = platforms
+        if credentials is not None:
+            overrides["credentials"] = credentials
+        settings = _validate(
+            RewriteSettings, {**config.rewrite.model_dump(), **overrides}, "rewrite"
+        )
+        target, endpoint = _target(registry or config.target, config)
+        if offline and pin is Pin.tag:
+            return cls(target, settings, PinMode.TAG, TagResolver(target), None, None)
+        if offline:  # pin what the ledger says the last syncs found
+            from mirror.ledger import Ledger, LedgerLookup
+
+            ledger = Ledger.open(config.ledger)
+            recorded = LedgerLookup(ledger, registry or config.target)
+            resolver = PinningResolver(target, recorded, origin=f"the ledger {ledger.name}")
+            return cls(target, settings, PinMode(pin.value), resolver, None, None, ledger)
+        from mirror.connect import open_store
+
+        store = open_store(endpoint, config)
+        lookup = RegistryLookup(store, target)
+        resolver = PinningResolver(target, lookup, origin=str(target))
+        availability = AvailabilityCheck(store, tuple(settings.platforms))
+        return cls(target, settings, PinMode(pin.value), resolver, store, availability)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        if self.ledger is not None:
+            self.ledger.close()
+
+    def run(self, path: Path) -> _Done | None:
+        """Rewrite one file and check the result; None (errors printed) when it failed."""
+        from mirror.deployment.document import read_document
+        from mirror.deployment.errors import DeploymentFileError
+        from mirror.deployment.rewrite import rewrite_manifest
+        from mirror.deployment.shape import load_manifest
+
+        try:
+            manifest = load_manifest(read_document(path))
+            result = rewrite_manifest(
+                manifest, self.target, pin=self.pin, resolver=self.resolver, settings=self.settings
+            )
+        except DeploymentFileError as exc:
+            fail(f"error: {exc}")
+            return None
+        problems = self._problems(result)
+        for problem in problems:
+            fail(f"error: {problem}")
+        if problems:
+            fail(f"{result.file}: not rewritten")
+            return None
+        return _Done(path, manifest, result)
+
+    def _problems(self, result: RewriteResult) -> list[str]:
+        from mirror.deployment.images import classify
+        from mirror.deployment.rewrite import ChangeKind, Reason
+
+        problems = [
+            f"{result.file}:{left.line}: {left.detail}"
+            for left in result.left_alone
+            if left.reason is Reason.UNRESOLVED
+        ]
+        for change in result.changes:
+            if change.kind is not ChangeKind.IMAGE:
+                continue
+            if change.note:
+                typer.echo(f"{result.file}:{change.line}: note: {change.note}", err=True)
+            reference = classify(change.new).reference
+            if self.availability is None or reference is None:
+                continue
+            found = self.availability(reference)
+            if not found.ok:
+                problems.append(f"{result.file}:{change.line}: {change.new}: {found.message}")
+        return problems
+
+
+def _validate(model: Any, data: dict[str, Any], section: str) -> Any:
+    """`model` validated from `data`; a `ConfigError` with the first problem otherwise."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, section) from None
+
+
+def _config_error(exc: ValidationError, section: str) -> ConfigError:
+    """The first problem pydantic found, as one line naming the config key."""
+    from mirror.errors import ConfigError
+
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in (section, *first["loc"][:1]))
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return ConfigError(f"{where}: {message}")
+
+
+def _target(text: str, config: Config) -> tuple[Target, str]:
+    """The mirror as it appears in image strings, and the address to reach its registry."""
+    from mirror.connect import host_of
+    from mirror.deployment.rewrite import Target
+    from mirror.errors import ConfigError
+    from mirror.transport.store import LayoutLocation, parse_location
+
+    location = parse_location(text, insecure=config.registry(host_of(text)).insecure)
+    if isinstance(location, LayoutLocation):
+        raise ConfigError(
+            f"the target {text} is an OCI layout directory, not a registry devices can pull"
+            " from: name the registry with --registry HOST[/PREFIX] or `target` in the config"
+        )
+    target = Target.parse(f"{location.endpoint.host}/{location.prefix}")
+    return target, str(location.endpoint)
+
+
+def _emit(
+    done: _Done, job: _RewriteJob, *, output: Path | None, in_place: bool, check: bool, diff: bool
+) -> bool:
+    """Print or write one rewritten file as the options ask; False if writing failed."""
+    from mirror.deployment.rewrite import secret_literals
+
+    result = done.result
+    if diff:
+        typer.echo(result.diff(redact=secret_literals(done.manifest)), nl=False)
+    summary = _summary(result, job)
+    if check:
+        if result.changed:
+            typer.echo(f"{result.file}: would rewrite {summary}", err=True)
+        return True
+    try:
+        if output is not None:
+            _write(output, result.encode(), like=None)
+            what = f"rewrote {summary}" if result.changed else "unchanged"
+            typer.echo(f"{result.file}: {what}; written to {output}", err=True)
+        elif in_place:
+            if result.changed:
+                _write(done.path, result.encode(), like=done.path)
+                typer.echo(f"{result.file}: rewrote {summary}", err=True)
+            else:
+                typer.echo(f"{result.file}: unchanged", err=True)
+        elif not diff:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(result.encode())
+            sys.stdout.buffer.flush()
+    except OSError as exc:
+        where = output if output is not None else done.path
+        fail(f"error: {where}: cannot write: {exc.strerror or exc}")
+        return False
+    return True
+
+
+def _summary(result: RewriteResult, job: _RewriteJob) -> str:
+    from mirror.deployment.rewrite import ChangeKind
+
+    images = sum(1 for c in result.changes if c.kind is ChangeKind.IMAGE)
+    parts = [f"{images} image{'' if images == 1 else 's'} to {job.target}"] if images else []
+    if any(c.kind is ChangeKind.CREDENTIAL for c in result.changes):
+        parts.append("the registryCredentials entry")
+    return " and ".join(parts) or "nothing"
+
+
+def _write(path: Path, data: bytes, like: Path | None) -> None:
+    """Replace `path` with `data` in one step (a reader never sees half a file);
+    `like` gives the permission bits to keep."""
+    import tempfile
+
+    directory = path.parent if str(path.parent) else Path()
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if like is not None:
+            os.chmod(temporary, like.stat().st_mode & 0o7777)
+        else:
+            os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# -- lint ----------------------------------------------------------------------------
+
+
+@app.command()
+def lint(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Deployment manifests (JSON) to check.", metavar="FILE", show_default=False
+        ),
+    ],
+    output_format: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            help="text: one line per finding (file:line:column: severity: message, rule id). "
+            "json: a list of findings. sarif: SARIF 2.1.0 for code-scanning uploads.",
+        ),
+    ] = ReportFormat.text,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the report to this file. Default: standard output.",
+            show_default=False,
+        ),
+    ] = None,
+    profile: Annotated[
+        Profile | None,
+        typer.Option(
+            "--profile",
+            help="production: the production-checklist warnings become errors. "
+            "Default: lint.profile in the config (default).",
+            show_default=False,
+        ),
+    ] = None,
+    disable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--disable",
+            metavar="RULE",
+            help="Do not run this rule (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    enable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--enable",
+            metavar="RULE",
+            help="Run this rule although lint.disabled lists it (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    severity: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--severity",
+            metavar="RULE=LEVEL",
+            help="RULE=LEVEL, LEVEL one of error, warning, info, off (repeatable); "
+            "wins over the profile and the config.",
+            show_default=False,
+        ),
+    ] = None,
+    template: Annotated[
+        bool | None,
+        typer.Option(
+            "--template/--deployable",
+            help="Treat the files as templates (placeholders expected) or as manifests "
+            "ready to deploy. Default: lint.template, else detected per file.",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check manifests against what edgeAgent and edgeHub accept and the production checklist.
+
+    Every finding names its rule; rules can be disabled or re-graded in the config
+    (lint.disabled, lint.severity) or for one run. Exit code 1 when a finding is an
+    error or a file could not be linted.
+    """
+    from mirror.deployment.lint.engine import lint_paths
+
+    settings = _lint_settings(config, profile, disable, enable, severity, template)
+    report = lint_paths(files, settings)
+    _report(report, output_format, output)
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _lint_settings(
+    config_path: Path | None,
+    profile: Profile | None,
+    disable: list[str] | None,
+    enable: list[str] | None,
+    severity: list[str] | None,
+    template: bool | None,
+) -> LintSettings:
+    """The config's lint settings with this run's choices on top."""
+    from pydantic import ValidationError
+
+    from mirror.config import load_config
+    from mirror.deployment.lint.catalog import RULE_IDS
+
+    config = load_config(config_path)
+    grades: dict[str, Any] = {}
+    for item in severity or []:
+        rule, equals, level = item.partition("=")
+        if not equals or not rule.strip() or not level.strip():
+            raise _usage(f"--severity {item!r}: write RULE=LEVEL, e.g. mutable-tag=error")
+        grades[rule.strip()] = level.strip().lower()
+    for rule in enable or []:
+        if rule not in RULE_IDS:
+            raise _usage(
+                f"--enable {rule}: unknown lint rule; the rules are: {', '.join(RULE_IDS)}"
+            )
+    base = config.lint
+    if base.private_registry is None:
+        base = base.model_copy(update={"private_registry": _mirror_name(config.target)})
+    try:
+        return base.with_overrides(
+            disable=disable or [],
+            enable=enable or [],
+            severity=grades,
+            profile=profile.value if profile else None,
+            template=template,
+        )
+    except ValidationError as exc:
+        raise _config_error(exc, "lint") from None
+
+
+def _mirror_name(target: str) -> str | None:
+    """The configured target as image strings name it, if it is a registry."""
+    from mirror.deployment.rewrite import Target
+    from mirror.errors import MirrorError
+
+    if target.startswith("oci:"):
+        return None
+    try:
+        return str(Target.parse(target))
+    except MirrorError:
+        return None
+
+
+def _report(report: LintReport, output_format: ReportFormat, output: Path | None) -> None:
+    from mirror.deployment.lint.output import render
+
+    text = render(report.findings, output_format.value, report.errors)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        try:
+            _write(output, text.encode("utf-8"), like=None)
+        except OSError as exc:
+            fail(f"error: {output}: cannot write: {exc.strerror or exc}")
+            raise typer.Exit(EXIT_FAILED) from None
+    if output is not None or output_format is not ReportFormat.text:
+        for error in report.errors:
+            fail(f"error: {error}")
