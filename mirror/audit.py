@@ -34,8 +34,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from mirror.errors import NotFound
+from mirror.governance import Verdict, rebuilt_from
 from mirror.ledger import Recorded
-from mirror.policy import Verdict, rebuilt_from
 from mirror.versions import Tag, TagKind, parse_tag
 
 if TYPE_CHECKING:

@@ -191,6 +191,18 @@ class Config(Settings):
     rewrite: RewriteSettings = Field(default_factory=RewriteSettings)
     lint: LintSettings = Field(default_factory=LintSettings)
 
+    @field_validator("registries")
+    @classmethod
+    def _hosts(cls, value: dict[str, RegistrySettings]) -> dict[str, RegistrySettings]:
+        """Keys are `host[:port]`, matched case-insensitively (as DNS names are)."""
+        hosts: dict[str, RegistrySettings] = {}
+        for host, settings in value.items():
+            key = host.strip().lower()
+            if key in hosts:
+                raise ValueError(f"{host} is listed twice (host names ignore case)")
+            hosts[key] = settings
+        return hosts
+
     @field_validator("lines")
     @classmethod
     def _lines(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:

@@ -720,7 +720,7 @@ def _place(target: str | None) -> str | None:
 def _observation(step: TagStep) -> dict[str, object]:
     """One step as a row. A derived tag (`1.5.3-rebuild-20260901`) exists only in the
     target: its content is upstream's rebuild of the original tag, recorded there."""
-    from mirror.policy import rebuilt_from  # loaded with the sync already
+    from mirror.governance import rebuilt_from
 
     derived = step.target_digest is None and rebuilt_from(step.tag) is not None
     return {

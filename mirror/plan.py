@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+from mirror.governance import Action, OnRebuild, decide
 from mirror.manifest import Descriptor, Manifest
-from mirror.policy import Action, OnRebuild, decide
 from mirror.versions import TagKind, parse_tag
 
 Needs = tuple[tuple[str, ...], tuple[str, ...]]

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from mirror.copy import Copier, CopyReporter, CopyResult
 from mirror.errors import MirrorError, NotFound
+from mirror.governance import Action, Verdict, rebuilt_from
 from mirror.manifest import Manifest
 from mirror.plan import (
     ContentPlan,
@@ -31,7 +32,6 @@ from mirror.plan import (
     plan_locks,
     plan_tags,
 )
-from mirror.policy import Action, Verdict, rebuilt_from
 from mirror.transport.acr import AcrMetadata
 from mirror.transport.store import Store
 from mirror.versions import parse_tag
@@ -39,6 +39,7 @@ from mirror.versions import parse_tag
 T = TypeVar("T")
 R = TypeVar("R")
 Selector = Callable[[str, Sequence[str]], Sequence[Verdict]]
+LOOKUPS = 16  # at least this many HEADs and manifest GETs in flight: they are cheap
 
 
 def select_all(repository: str, tags: Sequence[str]) -> list[Verdict]:
@@ -210,9 +211,10 @@ def sync(
     metadata: AcrMetadata | None = None,
 ) -> SyncOutcome:
     """Observe, plan, copy; then, on ACR (`metadata`), lock the specific tags."""
-    observation = observe(source, target, repositories, select, concurrency=concurrency)
+    lookups = max(concurrency, LOOKUPS)
+    observation = observe(source, target, repositories, select, concurrency=lookups)
     steps = observation.steps(governance)
-    manifests = fetch_manifests(source, steps, concurrency=concurrency)
+    manifests = fetch_manifests(source, steps, concurrency=lookups)
     content = plan_content(steps, manifests, observation.present())
     result = Copier(source, target, reporter, concurrency=concurrency).apply(content)
     outcome = SyncOutcome(steps, content, result)

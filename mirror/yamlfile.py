@@ -14,29 +14,37 @@ string "1.10", so version lines are not mangled).
 from __future__ import annotations
 
 import difflib
+import functools
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from mirror.errors import ConfigError
 
+if TYPE_CHECKING:
+    import yaml
+
 M = TypeVar("M", bound=BaseModel)
 Location = tuple[int | str, ...]
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML without implicit floats."""
+@functools.cache
+def _loader() -> type[yaml.SafeLoader]:
+    """PyYAML's safe loader without implicit floats (imported when a file is read)."""
+    import yaml
 
+    class Loader(yaml.SafeLoader):
+        pass
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:float"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:float"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return Loader
 
 
 def load_model(path: Path, model: type[M], *, what: str = "file", empty_ok: bool = True) -> M:
@@ -75,8 +83,10 @@ def parse_model(
 
 def read_yaml(text: str, source: str) -> tuple[yaml.Node | None, object]:
     """The document's node tree (for line numbers) and its data; None for an empty file."""
+    import yaml
+
     try:
-        loader = _Loader(text)
+        loader = _loader()(text)
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         raise ConfigError(f"{source}:{line}: not valid YAML: {exc.reason}") from None
@@ -183,6 +193,8 @@ def _is_model(value: Any) -> bool:
 
 def _child(node: yaml.Node, part: int | str) -> tuple[yaml.Node, yaml.Node] | None:
     """(the node to point at, the node to descend into) for one step of a location."""
+    import yaml
+
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if key.value == str(part):
@@ -208,6 +220,8 @@ def _yaml_error(source: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigErro
 
 def _check_duplicate_keys(node: yaml.Node, source: str, loc: Location, visited: set[int]) -> None:
     """PyYAML keeps the last of two equal keys silently; refuse them instead."""
+    import yaml
+
     if id(node) in visited:  # an alias: checked where its anchor is
         return
     visited.add(id(node))

@@ -8,12 +8,14 @@ config, 3 changes pending (`mirror plan`), 4 drift (upstream rebuilt a specific 
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
 from mirror.errors import MirrorError
 
+COMMAND_MODULES = ("sync", "tags", "deployment", "doctor")  # the order --help lists them
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PENDING = 3
@@ -28,6 +30,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -40,7 +43,8 @@ def fail(message: str) -> None:
 
 def main() -> None:
     """Entry point of the `mirror` console script."""
-    from mirror.cli import deployment, doctor, sync, tags  # noqa: F401  (they register commands)
+    for name in COMMAND_MODULES:  # importing a module registers its commands, in order
+        importlib.import_module(f"mirror.cli.{name}")
 
     try:
         app()

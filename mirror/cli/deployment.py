@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mirror.cli.app import EXIT_FAILED, EXIT_USAGE, app, fail
+from mirror.cli.options import ConfigOption
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -55,17 +56,6 @@ class Profile(StrEnum):
     production = "production"
 
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="YAML config file (keys `target`, `rewrite`, `lint`, `registries`). "
-        "Default: mirror.yaml in the working directory, if present.",
-        show_default=False,
-    ),
-]
-
-
 def _usage(message: str) -> typer.Exit:
     fail(f"error: {message}")
     return typer.Exit(EXIT_USAGE)
@@ -74,7 +64,7 @@ def _usage(message: str) -> typer.Exit:
 # -- rewrite -------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel="Deployments")
 def rewrite(
     files: Annotated[
         list[Path],
@@ -175,7 +165,7 @@ def rewrite(
 ) -> None:
     """Point edgeAgent, edgeHub and every mirrored module image at the mirror.
 
-    mcr.microsoft.com/azureiotedge-agent:1.5 becomes <registry>/azureiotedge-agent:1.5
+    `mcr.microsoft.com/azureiotedge-agent:1.5` becomes `<registry>/azureiotedge-agent:1.5`
     (or the specific version, or the digest, with --pin). The registryCredentials
     entry of the mirror gets $MIRROR_PULL_USERNAME / $MIRROR_PULL_PASSWORD style
     placeholders, never a secret. Nothing else in the file changes, byte for byte;
@@ -455,7 +445,7 @@ def _umask() -> int:
 # -- lint ----------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel="Deployments")
 def lint(
     files: Annotated[
         list[Path],

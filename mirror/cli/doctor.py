@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mirror.cli.app import EXIT_FAILED, app
+from mirror.cli.options import ConfigOption, Output, OutputOption
 
 if TYPE_CHECKING:
     from mirror.config import Config
@@ -17,12 +16,7 @@ if TYPE_CHECKING:
     from mirror.transport.store import RegistryLocation
 
 
-class Output(StrEnum):
-    text = "text"
-    json = "json"
-
-
-@app.command()
+@app.command(rich_help_panel="Registry")
 def doctor(
     target: Annotated[
         str | None,
@@ -40,15 +34,8 @@ def doctor(
             show_default=False,
         ),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="YAML config file. Default: mirror.yaml, if present.",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help="text or json.")] = Output.text,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
 ) -> None:
     """Check the target registry as the production checklist asks.
 

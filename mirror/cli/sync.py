@@ -6,162 +6,36 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from functools import cached_property
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from mirror import logs
 from mirror.cli.app import EXIT_DRIFT, EXIT_FAILED, EXIT_PENDING, app, fail
-from mirror.config import Config, load_config
+from mirror.cli.job import Job
+from mirror.cli.options import (
+    AllowBackwardsOption,
+    AllTagsOption,
+    ConcurrencyOption,
+    ConfigOption,
+    LedgerOption,
+    LogFormat,
+    Output,
+    RepoOption,
+    SourceOption,
+    TargetOption,
+)
 from mirror.connect import acr_metadata, open_store
-from mirror.errors import ConfigError, MirrorError
-from mirror.plan import Governance, TagStep, plan_locks
-from mirror.policy import DEFAULT_POLICY, Policy, evaluate, load_policy
+from mirror.errors import MirrorError
+from mirror.plan import TagStep, plan_locks
 from mirror.progress import reporter as make_reporter
-from mirror.sync import Selector, SyncOutcome, lock_states, observe, select_all
+from mirror.sync import SyncOutcome, lock_states, observe
 from mirror.sync import sync as run_sync
 from mirror.transport.store import Store
-from mirror.versions import Line
 
 
-class LogFormat(StrEnum):
-    logfmt = "logfmt"
-    json = "json"
-
-
-class Output(StrEnum):
-    text = "text"
-    json = "json"
-
-
-SourceOption = Annotated[
-    str | None,
-    typer.Option(
-        "--source",
-        help="Registry to copy from (host[:port], https://..., http:// for loopback) or oci:PATH. "
-        "Default: mcr.microsoft.com.",
-        show_default=False,
-    ),
-]
-TargetOption = Annotated[
-    str | None,
-    typer.Option(
-        "--target",
-        help="Registry or oci:PATH to copy into. Default: oci:./mirror-store.",
-        show_default=False,
-    ),
-]
-RepoOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--repo",
-        help="Repository to mirror (repeatable). Default: azureiotedge-agent and azureiotedge-hub.",
-        show_default=False,
-    ),
-]
-AllTagsOption = Annotated[
-    bool,
-    typer.Option(
-        "--all-tags",
-        help="Select every upstream tag instead of the policy's selection "
-        "(protections such as never overwriting a specific tag still apply).",
-    ),
-]
-ConcurrencyOption = Annotated[
-    int | None,
-    typer.Option(
-        "--concurrency", min=1, max=64, help="Blobs copied at once. Default: 8.", show_default=False
-    ),
-]
-AllowBackwardsOption = Annotated[
-    bool,
-    typer.Option(
-        "--allow-backwards",
-        help="Let a rolling tag (1.5) follow upstream to an older or not-newest version.",
-    ),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="YAML config file. Default: mirror.yaml in the working directory, if present.",
-        show_default=False,
-    ),
-]
-
-
-@dataclass(frozen=True)
-class Job:
-    """The effective settings of one run: config file overridden by flags."""
-
-    config: Config
-    source: str
-    target: str
-    repositories: tuple[str, ...]
-    all_tags: bool
-    concurrency: int
-
-    @classmethod
-    def from_options(
-        cls,
-        config_path: Path | None,
-        source: str | None,
-        target: str | None,
-        repos: list[str] | None,
-        all_tags: bool,
-        concurrency: int | None,
-    ) -> Job:
-        config = load_config(config_path)
-        overrides: dict[str, object] = {}
-        if repos:
-            overrides["repositories"] = tuple(repos)
-        if concurrency is not None:
-            overrides["concurrency"] = concurrency
-        if overrides:
-            config = Config.model_validate({**config.model_dump(), **overrides})
-        return cls(
-            config=config,
-            source=source or config.source,
-            target=target or config.target,
-            repositories=config.repositories,
-            all_tags=all_tags,
-            concurrency=config.concurrency,
-        )
-
-    @cached_property
-    def policy(self) -> Policy:
-        return load_policy(self.config.policy or DEFAULT_POLICY)
-
-    def selector(self) -> Selector:
-        """The policy's selection, or every tag with `--all-tags`."""
-        if self.all_tags:
-            return select_all
-        policy = self.policy
-        lines = [Line.parse(line) for line in self.config.lines] if self.config.lines else None
-        return lambda repository, tags: evaluate(policy, repository, tags, lines=lines)
-
-    def governance(self, allow_backwards: bool = False) -> Governance:
-        rules = {repo: self.policy.rule_for(repo) for repo in self.repositories}
-        return Governance(
-            on_rebuild={repo: rule.on_rebuild for repo, rule in rules.items() if rule},
-            allow_backwards=allow_backwards,
-            today=datetime.now(UTC).date(),
-        )
-
-
-def _validated(*args: Any) -> Job:
-    try:
-        return Job.from_options(*args)
-    except ValueError as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from None
-
-
-@app.command()
+@app.command(rich_help_panel="Mirroring")
 def sync(
     source: SourceOption = None,
     target: TargetOption = None,
@@ -181,27 +55,18 @@ def sync(
             show_default=False,
         ),
     ] = None,
-    ledger: Annotated[
-        str | None,
-        typer.Option(
-            "--ledger",
-            help="Where to record the run: a SQLite file or a SQLAlchemy URL "
-            "(postgresql+psycopg://...). Default: the config's `ledger`, else "
-            "$XDG_STATE_HOME/mirror/ledger.sqlite.",
-            show_default=False,
-        ),
-    ] = None,
+    ledger: LedgerOption = None,
 ) -> None:
     """Copy the selected tags from the source into the target, every platform, digests unchanged.
 
     Blobs go first, then per-platform manifests, then the index under its tag, so a
     tag in the target never points at incomplete content. An interrupted sync
-    resumes: what is already in the target costs one HEAD. A specific tag (1.5.3) is
+    resumes: what is already in the target costs one request, no transfer. A specific tag (1.5.3) is
     never overwritten; when upstream rebuilt one, the sync holds it, reports the
     drift and exits with code 4. Every run is recorded in the ledger (see
     `mirror history`); a run that could not be recorded exits with code 1.
     """
-    job = _validated(config, source, target, repo, all_tags, concurrency)
+    job = Job.from_options(config, source, target, repo, all_tags, concurrency)
     logs.configure(log_format.value)
     bars = sys.stderr.isatty() if progress is None else progress
     started, began = time.monotonic(), datetime.now(UTC)
@@ -281,7 +146,7 @@ def _report(outcome: SyncOutcome, seconds: float) -> None:
         logs.get_logger().error("sync.failed", what=what, error=message)
 
 
-@app.command()
+@app.command(rich_help_panel="Mirroring")
 def plan(
     source: SourceOption = None,
     target: TargetOption = None,
@@ -297,7 +162,7 @@ def plan(
     are pending (including specific tags to lock on ACR), 4 when upstream rebuilt a
     specific tag (drift).
     """
-    job = _validated(config, source, target, repo, all_tags, None)
+    job = Job.from_options(config, source, target, repo, all_tags, None)
     steps, locks = _plan(job, allow_backwards)
     if output == Output.json:
         entries = [_step_json(step, locks.get((step.repository, step.tag))) for step in steps]

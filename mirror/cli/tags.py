@@ -12,15 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mirror.cli.app import EXIT_FAILED, app, fail
+from mirror.cli.options import ConfigOption, LedgerOption, Output, OutputOption
 
 if TYPE_CHECKING:
     from mirror.audit import Finding, RepositoryState
     from mirror.ledger import DriftEvent, Ledger, Period, PointedAt
-
-
-class Output(StrEnum):
-    text = "text"
-    json = "json"
 
 
 class FailOn(StrEnum):
@@ -28,37 +24,18 @@ class FailOn(StrEnum):
     warning = "warning"
 
 
-LedgerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--ledger",
-        help="The ledger: a SQLite file or a SQLAlchemy URL (postgresql+psycopg://...). "
-        "Default: the config's `ledger`, else $XDG_STATE_HOME/mirror/ledger.sqlite.",
-        show_default=False,
-    ),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="YAML config file. Default: mirror.yaml in the working directory, if present.",
-        show_default=False,
-    ),
-]
-OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
-
 tags_app = typer.Typer(
     name="tags",
     help="Check the tags of the mirror against the policy.",
     no_args_is_help=True,
 )
-app.add_typer(tags_app, name="tags")
+app.add_typer(tags_app, name="tags", rich_help_panel="Mirroring")
 
 
 # --- mirror history -------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel="Mirroring")
 def history(
     reference: Annotated[
         str,
@@ -338,7 +315,7 @@ def _audit(
 ) -> tuple[list[RepositoryState], list[Finding]]:
     from mirror.audit import audit as run_audit
     from mirror.audit import gather
-    from mirror.cli.sync import Job
+    from mirror.cli.job import Job
     from mirror.connect import acr_metadata, open_store
     from mirror.errors import ConfigError
     from mirror.ledger import Ledger

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -14,6 +15,10 @@ from mirror.errors import ConfigError
 from mirror.reference import validate_repository
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# host[:port]: a DNS name or IPv4 address, or an IPv6 address in brackets
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -62,7 +67,7 @@ class Endpoint:
             if parts.query or parts.fragment:
                 raise ConfigError(f"not a registry address: {text!r}")
             host, scheme, prefix = parts.netloc, parts.scheme, parts.path.strip("/")
-        if not host or "/" in host:
+        if not _HOST.fullmatch(host):
             raise ConfigError(f"not a registry address: {text!r}")
         if scheme == "http" and not (insecure or is_loopback(host)):
             raise ConfigError(

@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -71,12 +71,12 @@ class OciLayout:
     def _write_index(self, index: dict[str, Any]) -> None:
         self._prepare()
         data = json.dumps(index, indent=2).encode() + b"\n"
-        _atomic_write(self.root / "index.json", data)
+        _atomic_write(self.root / "index.json", [data])
 
     def _prepare(self) -> None:
         if not (self.root / "oci-layout").exists():
             self.root.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.root / "oci-layout", json.dumps(LAYOUT_VERSION).encode())
+            _atomic_write(self.root / "oci-layout", [json.dumps(LAYOUT_VERSION).encode()])
 
     def _entries(self, repository: str) -> dict[str, dict[str, Any]]:
         prefix = f"{repository}:"
@@ -176,19 +176,8 @@ class OciLayout:
         self._prepare()
         path = self._blob_path(descriptor.digest)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                with source() as chunks:
-                    for chunk in chunks:
-                        out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        with source() as chunks:
+            _atomic_write(path, chunks)
         return "uploaded"
 
     def _blob_path(self, digest: str) -> Path:
@@ -204,14 +193,17 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
 def _write_verified(path: Path, data: bytes, digest: str) -> None:
     _digest.check(data, digest, "manifest")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, data)
+    _atomic_write(path, [data])
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write to a temporary file beside `path`, sync, then rename: `path` is either
+    absent or complete, whatever happens (a failing `chunks` leaves nothing)."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            for chunk in chunks:
+                out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from mirror.copy import CopyResult
+from mirror.governance import Action, OnRebuild
 from mirror.plan import BlobCopy, ContentPlan, Governance, TagWrite
-from mirror.policy import Action, OnRebuild
 from mirror.sync import SyncOutcome, select_all, sync
 from mirror.transport.layout import OciLayout
 from mirror.transport.registry import RegistryClient

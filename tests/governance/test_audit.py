@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from mirror.audit import Finding, RepositoryState, Severity, audit, gather
+from mirror.governance import Verdict
 from mirror.ledger import Ledger, Recorded
 from mirror.plan import BlobCopy, ContentPlan, TagWrite
-from mirror.policy import DEFAULT_POLICY, Policy, Verdict, evaluate, load_policy, parse_policy
+from mirror.policy import DEFAULT_POLICY, Policy, evaluate, load_policy, parse_policy
 from mirror.sync import sync
 from mirror.transport.registry import RegistryClient
 from mirror.versions import Line

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from mirror.copy import CopyResult
+from mirror.governance import Action
 from mirror.ledger import Ledger, LedgerError, default_location, place
 from mirror.manifest import Manifest
 from mirror.plan import BlobCopy, ContentPlan, Governance, TagStep, TagWrite
-from mirror.policy import Action
 from mirror.sync import select_all, sync
 from mirror.transport.registry import RegistryClient
 from mirror.versions import parse_tag

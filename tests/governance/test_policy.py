@@ -10,20 +10,22 @@ from pathlib import Path
 import pytest
 
 from mirror.errors import ConfigError
-from mirror.policy import (
+from mirror.governance import (
     Action,
     Decision,
     OnRebuild,
-    Policy,
     Verdict,
     decide,
     derived_tag,
+    rebuilt_from,
+)
+from mirror.policy import (
+    Policy,
     evaluate,
     load_policies,
     load_policy,
     parse_lines,
     parse_policy,
-    rebuilt_from,
     selected,
 )
 from mirror.releases import load_feed, parse_feed

@@ -1,0 +1,87 @@
+"""The effective settings of a run: the config file, overridden by command-line flags,
+and what follows from them (the tag selection, the governance of tag changes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mirror.config import Config, load_config
+
+if TYPE_CHECKING:
+    from mirror.policy import Policy
+from mirror.plan import Governance
+from mirror.reference import validate_repository
+from mirror.sync import Selector, select_all
+from mirror.versions import Line
+
+
+@dataclass(frozen=True)
+class Job:
+    """The effective settings of one run: config file overridden by flags."""
+
+    config: Config
+    source: str
+    target: str
+    repositories: tuple[str, ...]
+    all_tags: bool
+    concurrency: int
+
+    @classmethod
+    def from_options(
+        cls,
+        config_path: Path | None,
+        source: str | None,
+        target: str | None,
+        repos: list[str] | None,
+        all_tags: bool,
+        concurrency: int | None,
+    ) -> Job:
+        config = load_config(config_path)
+        overrides: dict[str, object] = {}
+        if repos:
+            overrides["repositories"] = tuple(validate_repository(repo) for repo in repos)
+        if concurrency is not None:
+            overrides["concurrency"] = concurrency
+        if overrides:
+            config = config.model_copy(update=overrides)
+        return cls(
+            config=config,
+            source=source or config.source,
+            target=target or config.target,
+            repositories=config.repositories,
+            all_tags=all_tags,
+            concurrency=config.concurrency,
+        )
+
+    @cached_property
+    def policy(self) -> Policy:
+        from mirror.policy import DEFAULT_POLICY, load_policy
+
+        return load_policy(self.config.policy or DEFAULT_POLICY)
+
+    def selector(self) -> Selector:
+        """The policy's selection, or every tag with `--all-tags`."""
+        if self.all_tags:
+            return select_all
+        from mirror.policy import evaluate
+
+        policy = self.policy
+        lines = [Line.parse(line) for line in self.config.lines] if self.config.lines else None
+        return lambda repository, tags: evaluate(policy, repository, tags, lines=lines)
+
+    def governance(self, allow_backwards: bool = False) -> Governance:
+        """How tags may change. With `--all-tags` the policy is not consulted: specific
+        tags are still never overwritten (an upstream rebuild is held)."""
+        on_rebuild = {}
+        if not self.all_tags:
+            rules = {repo: self.policy.rule_for(repo) for repo in self.repositories}
+            on_rebuild = {repo: rule.on_rebuild for repo, rule in rules.items() if rule}
+        return Governance(
+            on_rebuild=on_rebuild,
+            allow_backwards=allow_backwards,
+            today=datetime.now(UTC).date(),
+        )

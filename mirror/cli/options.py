@@ -1,0 +1,87 @@
+"""Options shared by several commands, so each reads and behaves the same everywhere."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class LogFormat(StrEnum):
+    logfmt = "logfmt"
+    json = "json"
+
+
+class Output(StrEnum):
+    text = "text"
+    json = "json"
+
+
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
+
+
+SourceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        help="Registry to copy from (host[:port], https://..., http:// for loopback) or oci:PATH. "
+        "Default: mcr.microsoft.com.",
+        show_default=False,
+    ),
+]
+TargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        help="Registry or oci:PATH to copy into. Default: oci:./mirror-store.",
+        show_default=False,
+    ),
+]
+RepoOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--repo",
+        help="Repository to mirror (repeatable). Default: azureiotedge-agent and azureiotedge-hub.",
+        show_default=False,
+    ),
+]
+AllTagsOption = Annotated[
+    bool,
+    typer.Option(
+        "--all-tags",
+        help="Select every upstream tag instead of the policy's selection "
+        "(protections such as never overwriting a specific tag still apply).",
+    ),
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency", min=1, max=64, help="Blobs copied at once. Default: 8.", show_default=False
+    ),
+]
+AllowBackwardsOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-backwards",
+        help="Let a rolling tag (1.5) follow upstream to an older or not-newest version.",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML config file. Default: mirror.yaml in the working directory, if present.",
+        show_default=False,
+    ),
+]
+LedgerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        help="The ledger: a SQLite file or a SQLAlchemy URL (postgresql+psycopg://...). "
+        "Default: the config's `ledger`, else $XDG_STATE_HOME/mirror/ledger.sqlite.",
+        show_default=False,
+    ),
+]
