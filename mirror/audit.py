@@ -28,13 +28,13 @@ Derived tags (`1.5.3-rebuild-20260901`, written for a rebuild under
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from mirror.errors import NotFound
-from mirror.governance import Verdict, rebuilt_from
+from mirror.governance import Selector, Verdict, rebuilt_from
 from mirror.ledger import Recorded
 from mirror.versions import Tag, TagKind, parse_tag
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from mirror.ledger import Ledger
     from mirror.transport.store import Store
 
-Selector = Callable[[str, Sequence[str]], Sequence[Verdict]]
 
 # Verdict reasons of a well-formed tag the policy's scope leaves out (mirror.policy).
 _OUT_OF_SCOPE = ("out of range", "outside versions", "older than the newest", "no policy rule")

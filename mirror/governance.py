@@ -12,7 +12,7 @@ The policy file that selects tags is `policy.py`; this module needs no policy.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -48,6 +48,10 @@ class Verdict:
     @classmethod
     def of(cls, tag: Tag, selected: bool, reason: str) -> Verdict:
         return cls(tag.text, selected, reason, tag.kind, tag)
+
+
+Selector = Callable[[str, Sequence[str]], Sequence[Verdict]]
+"""What chooses among a repository's upstream tags: a policy's `evaluate`, or all."""
 
 
 class Action(StrEnum):

@@ -13,14 +13,14 @@ HEAD per chosen tag on each side.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from mirror.copy import Copier, CopyReporter, CopyResult
 from mirror.errors import MirrorError, NotFound
-from mirror.governance import Action, Verdict, rebuilt_from
+from mirror.governance import Action, Selector, Verdict, rebuilt_from
 from mirror.manifest import Manifest
 from mirror.plan import (
     ContentPlan,
@@ -38,7 +38,6 @@ from mirror.versions import parse_tag
 
 T = TypeVar("T")
 R = TypeVar("R")
-Selector = Callable[[str, Sequence[str]], Sequence[Verdict]]
 LOOKUPS = 16  # at least this many HEADs and manifest GETs in flight: they are cheap
 
 
@@ -49,12 +48,14 @@ def select_all(repository: str, tags: Sequence[str]) -> list[Verdict]:
 
 @dataclass
 class Observation:
-    """What `observe` found: per-tag states, the tags the selector skipped, and the
-    target's earlier derived tags (`1.5.3-rebuild-20260901`) with their digests."""
+    """What `observe` found: per-tag states, the tags the selector skipped, the
+    target's earlier derived tags (`1.5.3-rebuild-20260901`) with their digests, and
+    the source manifests already fetched (of tags the target does not have)."""
 
     observed: list[Observed] = field(default_factory=list)
     skipped: list[TagStep] = field(default_factory=list)
     derived: dict[str, dict[str, str]] = field(default_factory=dict)
+    fetched: dict[tuple[str, str], Manifest] = field(default_factory=dict)
 
     def steps(self, governance: Governance | None = None) -> list[TagStep]:
         """The plan for every tag: decisions for the observed, the skipped as they are."""
@@ -124,16 +125,20 @@ def observe(
 
     in_target = {(repo, tag) for repo, tags in target_listed.items() for tag in tags}
 
-    def look(job: tuple[str, str]) -> Observed:
+    def look(job: tuple[str, str]) -> tuple[Observed, Manifest | None]:
+        """One HEAD on each side; a tag new to the target is fetched from the source
+        at once instead (one GET: its manifest is needed anyway)."""
         repo, tag = job
-        return Observed(
-            repo,
-            tag,
-            source.resolve(repo, tag),
-            target.resolve(repo, tag) if job in in_target else None,
-        )
+        if job in in_target:
+            return Observed(repo, tag, source.resolve(repo, tag), target.resolve(repo, tag)), None
+        manifest = _manifest_or_none(source, repo, tag)
+        descriptor = manifest.descriptor() if manifest is not None else None
+        return Observed(repo, tag, descriptor, None), manifest
 
-    found.observed = map_limited(concurrency, look, wanted)
+    for observed, manifest in map_limited(concurrency, look, wanted):
+        found.observed.append(observed)
+        if manifest is not None:
+            found.fetched[(observed.repository, manifest.digest)] = manifest
     found.derived = _derived_tags(target, target_listed, set(wanted), concurrency)
     return found
 
@@ -175,6 +180,13 @@ def _derived_tags(
     return found
 
 
+def _manifest_or_none(store: Store, repository: str, tag: str) -> Manifest | None:
+    try:
+        return store.get_manifest(repository, tag)
+    except NotFound:  # deleted since the tag listing
+        return None
+
+
 def _tags_or_none(store: Store, repository: str) -> list[str]:
     try:
         return store.list_tags(repository)
@@ -183,11 +195,20 @@ def _tags_or_none(store: Store, repository: str) -> list[str]:
 
 
 def fetch_manifests(
-    source: Store, steps: Sequence[TagStep], *, concurrency: int = 8
+    source: Store,
+    steps: Sequence[TagStep],
+    *,
+    concurrency: int = 8,
+    known: Mapping[tuple[str, str], Manifest] | None = None,
 ) -> dict[tuple[str, str], Manifest]:
-    """Every manifest the pending steps need (indexes, then their children), verified."""
-    manifests: dict[tuple[str, str], Manifest] = {}
+    """Every manifest the pending steps need (indexes, then their children), verified;
+    those in `known` (already fetched) are not fetched again."""
+    manifests: dict[tuple[str, str], Manifest] = dict(known or {})
     wanted = {(s.repository, s.source_digest) for s in steps if s.pending and s.source_digest}
+    for repo, digest in list(wanted):
+        if (repo, digest) in manifests:
+            wanted |= {(repo, child.digest) for child in manifests[(repo, digest)].children()}
+    wanted -= manifests.keys()
     while wanted:
         keys = sorted(wanted)
         fetched = map_limited(concurrency, lambda key: source.get_manifest(*key, key[1]), keys)
@@ -214,7 +235,7 @@ def sync(
     lookups = max(concurrency, LOOKUPS)
     observation = observe(source, target, repositories, select, concurrency=lookups)
     steps = observation.steps(governance)
-    manifests = fetch_manifests(source, steps, concurrency=lookups)
+    manifests = fetch_manifests(source, steps, concurrency=lookups, known=observation.fetched)
     content = plan_content(steps, manifests, observation.present())
     result = Copier(source, target, reporter, concurrency=concurrency).apply(content)
     outcome = SyncOutcome(steps, content, result)

@@ -13,9 +13,10 @@ from mirror.config import Config, load_config
 
 if TYPE_CHECKING:
     from mirror.policy import Policy
+from mirror.governance import Selector
 from mirror.plan import Governance
 from mirror.reference import validate_repository
-from mirror.sync import Selector, select_all
+from mirror.sync import select_all
 from mirror.versions import Line
 
 

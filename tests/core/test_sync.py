@@ -100,9 +100,17 @@ def test_cold_sync_copies_every_platform_byte_for_byte(
     target_client: RegistryClient,
 ) -> None:
     pushed = seed_releases(seeder)
+    mark = len(upstream.requests())
     outcome = run(source_client, target_client)
+    fetched = [r for r in upstream.requests_since(mark) if "/manifests/" in r.path]
     assert outcome.ok, outcome.result.failures
     assert_mirrored(seeder, target_seeder, pushed)
+    # Tags new to the target are fetched at once (one GET by tag), not HEAD-ed first;
+    # each manifest is fetched once.
+    assert count(fetched, "HEAD", "/manifests/") == 0
+    tags = sum(len(seeder.tags(repo)) for repo in REPOS)
+    children = {(p.repository, c) for p in pushed for c in p.children}
+    assert len(fetched) == tags + len(children)
     assert {step.tag for step in outcome.steps if step.action is Action.CREATE} == {
         "1.5",
         "1.5.0",
