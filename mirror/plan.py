@@ -1,14 +1,16 @@
 """Planning a sync, as pure functions returning steps with reasons.
 
-Two stages, both free of I/O:
+Three stages, all free of I/O:
 
 * `plan_tags`: from what each registry says a tag points at (and the policy's
-  verdicts), decide per tag `create` / `update` / `skip` / `hold`, and why.
+  verdicts), decide per tag `create` / `update` / `skip` / `hold`, and why
+  (`governance.decide`: specific tags are never overwritten, rolling tags move forward).
 * `plan_content`: from the manifests of the tags to write, list what the target needs
   in the order that keeps it consistent: blobs (each digest once per repository,
   mounted across repositories), child manifests by digest, then each tag last.
+* `plan_locks`: which specific tags to lock on ACR, and why.
 
-`mirror plan` prints the first; `mirror sync` executes the second.
+`mirror plan` prints the first and the last; `mirror sync` executes all three.
 """
 
 from __future__ import annotations

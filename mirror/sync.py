@@ -1,10 +1,13 @@
-"""One sync run: observe both sides, plan, fetch manifests, copy.
+"""One sync run: observe both sides, plan, fetch manifests, copy, lock.
 
-    observe  list source tags per repository, let the selector choose, then HEAD
-             each chosen tag in the source and (if listed there) in the target
+    observe  list source tags per repository, let the selector choose, then ask
+             each side what a chosen tag points at: a HEAD on each side for tags the
+             target has, one GET by tag on the source for tags it does not (their
+             manifest is needed anyway)
     plan     `plan.plan_tags` decides per tag, `plan.plan_content` lists the content
-    fetch    GET the manifests of the tags to write (each digest once), verified
+    fetch    GET the remaining manifests of the tags to write (each digest once)
     copy     `copy.Copier` applies the content plan
+    lock     on ACR, the specific tags are locked (`plan.plan_locks`)
 
 A sync with nothing to do therefore costs one tag listing per repository and one
 HEAD per chosen tag on each side.
@@ -111,7 +114,7 @@ def observe(
     *,
     concurrency: int = 8,
 ) -> Observation:
-    """Tag listings, selection and one HEAD per selected tag on each side."""
+    """Tag listings, selection, and what each selected tag points at on each side."""
     found = Observation()
     source_tags, target_listed = _listings(source, target, repositories, concurrency)
     wanted: list[tuple[str, str]] = []

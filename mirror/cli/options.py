@@ -51,8 +51,9 @@ AllTagsOption = Annotated[
     bool,
     typer.Option(
         "--all-tags",
-        help="Select every upstream tag instead of the policy's selection "
-        "(protections such as never overwriting a specific tag still apply).",
+        help="Select every upstream tag instead of the policy's selection. Protections "
+        "still apply: a specific tag is never overwritten (a rebuild is held), a rolling "
+        "tag only moves forward.",
     ),
 ]
 ConcurrencyOption = Annotated[
