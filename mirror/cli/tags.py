@@ -317,13 +317,9 @@ def _audit(
     from mirror.audit import gather
     from mirror.cli.job import Job
     from mirror.connect import acr_metadata, open_store
-    from mirror.errors import ConfigError
     from mirror.ledger import Ledger
 
-    try:
-        job = Job.from_options(config, source, target, repo, False, None)
-    except ValueError as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from None
+    job = Job.from_options(config, source, target, repo, False, None)
     upstream = open_store(job.source, job.config)
     mirror = open_store(job.target, job.config)
     try:

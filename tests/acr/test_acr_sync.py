@@ -19,10 +19,10 @@ from mirror.errors import AuthenticationError
 from mirror.sync import select_all, sync
 from mirror.transport.registry import RegistryClient
 from tests.conftest import client_for
-from tests.core.test_sync import Quiet
 from tests.support.acr_fixtures import AcrSetup
 from tests.support.images import Pushed, Seeder
 from tests.support.registry import Registry
+from tests.support.reporting import Quiet
 
 REPOS = ("azureiotedge-agent", "azureiotedge-hub")
 

@@ -15,9 +15,9 @@ from mirror.manifest import OCI_MANIFEST, Descriptor, Manifest
 from mirror.sync import select_all, sync
 from mirror.transport.layout import OciLayout
 from tests.conftest import client_for
-from tests.core.test_sync import Quiet
 from tests.support.images import Seeder
 from tests.support.registry import Registry
+from tests.support.reporting import Quiet
 
 DATA = b"layer bytes" * 1000
 BLOB = Descriptor("application/octet-stream", digest.compute(DATA), len(DATA))

@@ -15,10 +15,10 @@ from mirror.manifest import DOCKER_MANIFEST_LIST, OCI_INDEX
 from mirror.sync import select_all, sync
 from mirror.transport.endpoint import Endpoint, RetryPolicy, retry_after
 from mirror.transport.registry import RegistryClient, http_client
-from tests.core.test_sync import Quiet
 from tests.support.faults import Fault, FaultProxy, StorageHost
 from tests.support.images import Seeder
 from tests.support.registry import Registry
+from tests.support.reporting import Quiet
 
 
 @pytest.fixture

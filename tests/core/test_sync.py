@@ -8,7 +8,6 @@ requests each registry logged.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -17,38 +16,16 @@ import pytest
 
 from mirror.copy import CopyResult
 from mirror.governance import Action, OnRebuild
-from mirror.plan import BlobCopy, ContentPlan, Governance, TagWrite
+from mirror.plan import Governance
 from mirror.sync import SyncOutcome, select_all, sync
 from mirror.transport.layout import OciLayout
 from mirror.transport.registry import RegistryClient
 from tests.conftest import client_for
 from tests.support.images import Pushed, Seeder
 from tests.support.registry import Registry, Request
+from tests.support.reporting import Quiet
 
 REPOS = ("azureiotedge-agent", "azureiotedge-hub")
-
-
-class Quiet:
-    """A reporter that remembers what happened."""
-
-    def __init__(self) -> None:
-        self.outcomes: collections.Counter[str] = collections.Counter()
-        self.failures: list[str] = []
-
-    def transfer_started(self, plan: ContentPlan) -> None:
-        return None
-
-    def bytes_copied(self, count: int) -> None:
-        return None
-
-    def blob_done(self, copy: BlobCopy, outcome: str) -> None:
-        self.outcomes[outcome] += 1
-
-    def tag_done(self, write: TagWrite) -> None:
-        return None
-
-    def failed(self, what: str, error: BaseException) -> None:
-        self.failures.append(f"{what}: {error}")
 
 
 def seed_releases(

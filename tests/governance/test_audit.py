@@ -12,13 +12,13 @@ import pytest
 from mirror.audit import Finding, RepositoryState, Severity, audit, gather
 from mirror.governance import Verdict
 from mirror.ledger import Ledger, Recorded
-from mirror.plan import BlobCopy, ContentPlan, TagWrite
 from mirror.policy import DEFAULT_POLICY, Policy, evaluate, load_policy, parse_policy
 from mirror.sync import sync
 from mirror.transport.registry import RegistryClient
 from mirror.versions import Line
 from tests.support.images import Seeder
 from tests.support.registry import Registry
+from tests.support.reporting import Quiet
 
 AGENT = "azureiotedge-agent"
 HUB = "azureiotedge-hub"
@@ -271,23 +271,6 @@ class Locks:
         return self.states.get(tag)
 
 
-class Quiet:
-    def transfer_started(self, plan: ContentPlan) -> None:
-        return None
-
-    def bytes_copied(self, count: int) -> None:
-        return None
-
-    def blob_done(self, copy: BlobCopy, outcome: str) -> None:
-        return None
-
-    def tag_done(self, write: TagWrite) -> None:
-        return None
-
-    def failed(self, what: str, error: BaseException) -> None:
-        raise AssertionError(f"{what}: {error}")
-
-
 def policy_selector(repository: str, tags: Sequence[str]) -> Sequence[Verdict]:
     return evaluate(DEFAULT, repository, tags, lines=[Line(1, 5)])
 
@@ -307,7 +290,9 @@ def test_gather_and_audit_a_real_mirror(
     seeder.tag(AGENT, "1.5.1", "1.5")
     seeder.tag(AGENT, "1.5.1", "1.5.1-linux-amd64")
     seeder.tag(AGENT, "1.5.1", "latest")
-    outcome = sync(source_client, target_client, [AGENT], Quiet(), select=policy_selector)
+    outcome = sync(
+        source_client, target_client, [AGENT], Quiet(strict=True), select=policy_selector
+    )
     with Ledger.open(str(tmp_path / "ledger.sqlite")) as ledger:
         began = datetime.now(UTC)
         ledger.record_sync(

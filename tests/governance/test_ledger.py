@@ -26,12 +26,13 @@ from mirror.copy import CopyResult
 from mirror.governance import Action
 from mirror.ledger import Ledger, LedgerError, default_location, place
 from mirror.manifest import Manifest
-from mirror.plan import BlobCopy, ContentPlan, Governance, TagStep, TagWrite
+from mirror.plan import Governance, TagStep, TagWrite
 from mirror.sync import select_all, sync
 from mirror.transport.registry import RegistryClient
 from mirror.versions import parse_tag
 from tests.support.images import Seeder
 from tests.support.registry import Registry, free_port
+from tests.support.reporting import Quiet
 
 AGENT = "azureiotedge-agent"
 HUB = "azureiotedge-hub"
@@ -496,23 +497,6 @@ def test_recording_a_run_of_182_tags_takes_milliseconds(sqlite_location: str) ->
 # --- real syncs: what did 1.5 point to on a given date ----------------------------------
 
 
-class Quiet:
-    def transfer_started(self, plan: ContentPlan) -> None:
-        return None
-
-    def bytes_copied(self, count: int) -> None:
-        return None
-
-    def blob_done(self, copy: BlobCopy, outcome: str) -> None:
-        return None
-
-    def tag_done(self, write: TagWrite) -> None:
-        return None
-
-    def failed(self, what: str, error: BaseException) -> None:
-        raise AssertionError(f"{what}: {error}")
-
-
 def synced(
     ledger: Ledger,
     source: RegistryClient,
@@ -520,7 +504,9 @@ def synced(
     registries: tuple[Registry, Registry],
     started: datetime,
 ) -> CopyResult:
-    outcome = sync(source, target, [AGENT], Quiet(), select=select_all, governance=Governance())
+    outcome = sync(
+        source, target, [AGENT], Quiet(strict=True), select=select_all, governance=Governance()
+    )
     ledger.record_sync(
         source=registries[0].url,
         target=registries[1].url,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _dispatch
 
 
-class Proxy:
+class Proxy(ABC):
     """A threaded HTTP server on 127.0.0.1 calling `handle` for each request."""
 
     def __init__(self) -> None:
@@ -91,8 +92,9 @@ class Proxy:
         self._server.shutdown()
         self._server.server_close()
 
+    @abstractmethod
     def handle(self, request: BaseHTTPRequestHandler) -> None:
-        raise NotImplementedError
+        """Answer one request (subclasses: forward, inject a fault, serve)."""
 
 
 def read_body(request: BaseHTTPRequestHandler) -> bytes:
