@@ -8,6 +8,7 @@ config, 3 changes pending (`mirror plan`), 4 drift (upstream rebuilt a specific 
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -43,8 +44,13 @@ def fail(message: str) -> None:
 
 def main() -> None:
     """Entry point of the `mirror` console script."""
+    gc.disable()
     for name in COMMAND_MODULES:  # importing a module registers its commands, in order
         importlib.import_module(f"mirror.cli.{name}")
+    # What the imports built lives as long as the process: keep it out of every later
+    # collection (and out of the one at exit). A no-op sync is 10-20 % faster.
+    gc.freeze()
+    gc.enable()
 
     try:
         app()

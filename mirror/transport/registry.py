@@ -58,13 +58,44 @@ def http_client(
             socket_options=_NODELAY,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
-    return httpx.Client(
+    return CookielessClient(
         auth=auth,
         transport=transport,
         follow_redirects=True,
         timeout=httpx.Timeout(30.0, read=120.0, pool=None),
         headers={"User-Agent": "mirror"},
     )
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        pass
+
+
+class CookielessClient(httpx.Client):
+    """An `httpx.Client` that neither stores nor sends cookies.
+
+    The distribution API does not use them (Docker's and containers/image's clients
+    keep none), and reading every response's headers for them was an eighth of the
+    CPU time httpx spends per request.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._no_cookies = _NoCookies()
+        super().__init__(**options)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        pass
 
 
 class PerThread:
