@@ -3,13 +3,12 @@
 Manifests travel as raw bytes and are checked against their digest; blobs stream
 from one registry to another in constant memory (the copy engine verifies them);
 idempotent requests are retried on 429, 5xx and connection errors, honouring
-`Retry-After`. One `httpx.Client` per registry is shared by the copy engine's
-worker threads.
+`Retry-After`. Each worker thread has its own `httpx.Client` (`PerThread`), over
+mirror's own wire (`wire.Transport`).
 """
 
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
 import time
@@ -19,7 +18,6 @@ from typing import Any, Literal
 from urllib.parse import quote, urljoin
 
 import httpx
-from httpcore import HTTP11Connection
 
 from mirror import digest as _digest
 from mirror.errors import (
@@ -30,37 +28,29 @@ from mirror.errors import (
 )
 from mirror.manifest import ACCEPT, Descriptor, Manifest
 from mirror.transport.endpoint import Endpoint, RetryPolicy
+from mirror.transport.tls import default_context
+from mirror.transport.wire import Transport
 
 BlobSource = Callable[[], AbstractContextManager[Iterator[bytes]]]
 Written = Literal["present", "mounted", "uploaded"]
 _TAGS_PAGE = 1000
-_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-
-# httpcore reads response bodies 64 KiB at a time, and every read is a pass through
-# h11 and httpx in Python; blobs are hundreds of MiB, so read up to 256 KiB at once
-# (larger reads saved no more CPU here and cost memory per worker).
-HTTP11Connection.READ_NUM_BYTES = 256 * 1024
 
 
 def http_client(
     *,
     auth: httpx.Auth | None = None,
     connections: int = 2,
-    verify: bool | ssl.SSLContext = True,
-    transport: httpx.BaseTransport | None = None,
+    verify: ssl.SSLContext | None = None,
 ) -> httpx.Client:
-    """A Client tuned for registries: TCP_NODELAY (small PUTs would otherwise wait for
-    delayed ACKs), redirects followed (blob downloads go to storage hosts), no pool
-    timeout (the copy engine bounds concurrency itself)."""
-    if transport is None:
-        transport = httpx.HTTPTransport(
-            verify=verify,
-            socket_options=_NODELAY,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        )
+    """A Client tuned for registries: mirror's own wire (`wire.Transport`, keeping up
+    to `connections` idle connections per origin), redirects followed (blob downloads
+    go to storage hosts), no cookies. `verify` is the TLS context (default: certifi's
+    bundle)."""
+    context = verify or default_context()
     return CookielessClient(
         auth=auth,
-        transport=transport,
+        transport=Transport(verify=context, keep=connections),
+        verify=context,  # for the proxies httpx mounts from the environment
         follow_redirects=True,
         timeout=httpx.Timeout(30.0, read=120.0, pool=None),
         headers={"User-Agent": "mirror"},

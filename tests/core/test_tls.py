@@ -15,9 +15,10 @@ from starlette.types import Receive, Scope, Send
 
 from mirror import connect
 from mirror.config import Config, RegistrySettings
-from mirror.connect import TrustOnFirstUse, open_store
+from mirror.connect import open_store
 from mirror.errors import Unreachable
 from mirror.transport.registry import RegistryClient
+from mirror.transport.tls import TrustOnFirstUse
 from tests.support.entra import BackgroundServer, TestCA
 from tests.support.registry import Registry
 

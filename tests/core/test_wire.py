@@ -1,0 +1,257 @@
+"""mirror's HTTP/1.1 wire under httpx (`mirror.transport.wire`), against real sockets.
+
+The servers here are plain TCP servers on loopback that speak just enough HTTP/1.1 to
+misbehave on purpose (close kept-alive connections, stall, send chunked or short
+bodies); the registry-level behaviour is covered against docker-registry elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from mirror.transport.registry import http_client
+
+Serve = Callable[[socket.socket, int], None]  # (connection, its number from 0)
+
+
+class ScriptedServer:
+    """Accepts connections on 127.0.0.1 and hands each to `serve` in its own thread."""
+
+    def __init__(self, serve: Serve) -> None:
+        self.serve = serve
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            number = self.connections
+            self.connections += 1
+            threading.Thread(target=self._run, args=(connection, number), daemon=True).start()
+
+    def _run(self, connection: socket.socket, number: int) -> None:
+        # ConnectionError: the client hung up mid-answer, as some tests make it.
+        with connection, contextlib.suppress(ConnectionError):
+            self.serve(connection, number)
+
+    def read_request(self, connection: socket.socket) -> bytes:
+        """The request head and body (by Content-Length); b"" once the client closed."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return b""
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            body += connection.recv(65536)
+        self.requests.append(head + b"\r\n\r\n" + body)
+        return head
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def answer(body: bytes = b"{}", extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[Serve], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(serve: Serve) -> ScriptedServer:
+        servers.append(ScriptedServer(serve))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_requests_share_one_kept_alive_connection(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        while server.read_request(connection):
+            connection.sendall(answer(b"x" * 1000))
+
+    server = scripted(serve)
+    with http_client() as client:
+        for _ in range(5):
+            assert client.get(f"{server.url}/v2/").content == b"x" * 1000
+        assert client.head(f"{server.url}/v2/").status_code == 200
+        assert client.get(f"{server.url}/v2/").status_code == 200
+    assert server.connections == 1
+    assert len(server.requests) == 7
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_used_again(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        server.read_request(connection)
+        connection.sendall(answer())  # keep-alive, then closes anyway
+
+    server = scripted(serve)
+    with http_client() as client:
+        for _ in range(3):
+            assert client.get(f"{server.url}/v2/").status_code == 200
+    assert server.connections == 3
+
+
+def test_a_request_in_memory_is_sent_again_when_the_server_drops_it(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    """The first connection answers one request, then takes the next and hangs up
+    without answering: a race a client cannot see coming."""
+
+    def serve(connection: socket.socket, number: int) -> None:
+        server.read_request(connection)
+        connection.sendall(answer())
+        if number == 0:
+            server.read_request(connection)  # and close without a response
+
+    server = scripted(serve)
+    with http_client() as client:
+        assert client.get(f"{server.url}/v2/").status_code == 200
+        response = client.put(f"{server.url}/v2/x/manifests/1.0", content=b'{"a": 1}')
+        assert response.status_code == 200
+    assert server.connections == 2
+    assert server.requests[-1].endswith(b'{"a": 1}')
+
+
+def test_a_streamed_body_is_not_sent_twice(scripted: Callable[[Serve], ScriptedServer]) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        server.read_request(connection)
+        connection.sendall(answer())
+        if number == 0:
+            server.read_request(connection)
+
+    server = scripted(serve)
+    with http_client() as client:
+        assert client.get(f"{server.url}/v2/").status_code == 200
+        stream = iter([b"abc", b"def"])
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.put(f"{server.url}/upload", content=stream, headers={"Content-Length": "6"})
+    assert server.connections == 1
+
+
+def test_a_chunked_response_is_decoded(scripted: Callable[[Serve], ScriptedServer]) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        server.read_request(connection)
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
+
+    server = scripted(serve)
+    with http_client() as client:
+        assert client.get(f"{server.url}/v2/").content == b"hello world"
+
+
+def test_a_body_cut_short_is_an_error_and_the_connection_is_dropped(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        server.read_request(connection)
+        if number == 0:
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+            return
+        connection.sendall(answer())
+
+    server = scripted(serve)
+    with http_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="whole body"):
+            client.get(f"{server.url}/blob")
+        assert client.get(f"{server.url}/v2/").status_code == 200
+    assert server.connections == 2
+
+
+def test_a_response_left_unread_closes_its_connection(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        while server.read_request(connection):
+            connection.sendall(answer(b"y" * 2_000_000))
+
+    server = scripted(serve)
+    with http_client() as client:
+        with client.stream("GET", f"{server.url}/blob") as response:
+            assert next(response.iter_raw()).startswith(b"y")
+        assert client.get(f"{server.url}/v2/").status_code == 200
+    assert server.connections == 2
+
+
+def test_a_stalled_server_times_out(scripted: Callable[[Serve], ScriptedServer]) -> None:
+    release = threading.Event()
+
+    def serve(connection: socket.socket, number: int) -> None:
+        server.read_request(connection)
+        release.wait(10)
+
+    server = scripted(serve)
+    with http_client() as client, pytest.raises(httpx.ReadTimeout):
+        client.get(f"{server.url}/v2/", timeout=httpx.Timeout(5.0, read=0.3))
+    release.set()
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    with http_client() as client, pytest.raises(httpx.ConnectError):
+        client.get(f"http://127.0.0.1:{port}/v2/")
+
+
+def test_request_headers_and_body_arrive_as_sent(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        while server.read_request(connection):
+            connection.sendall(answer(b"", b"Docker-Content-Digest: sha256:abc\r\n"))
+
+    server = scripted(serve)
+    with http_client() as client:
+        response = client.put(
+            f"{server.url}/v2/agent/manifests/1.5?x=1",
+            content=b"manifest bytes",
+            headers={"Content-Type": "application/vnd.oci.image.index.v1+json"},
+        )
+    assert response.headers["docker-content-digest"] == "sha256:abc"
+    request = server.requests[0]
+    assert request.startswith(b"PUT /v2/agent/manifests/1.5?x=1 HTTP/1.1\r\n")
+    assert b"\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\n" in request
+    assert b"\r\nContent-Length: 14\r\n" in request
+    assert b"\r\nHost: 127.0.0.1:" in request
+    assert request.endswith(b"\r\n\r\nmanifest bytes")
+
+
+def test_a_chunked_body_cut_short_is_an_error(scripted: Callable[[Serve], ScriptedServer]) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        server.read_request(connection)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+
+    server = scripted(serve)
+    with http_client() as client, pytest.raises(httpx.RemoteProtocolError):
+        client.get(f"{server.url}/blob")
