@@ -166,7 +166,8 @@ class _Body(httpx.SyncByteStream):
         self._released = False
 
     def __iter__(self) -> Iterator[bytes]:
-        view = memoryview(bytearray(READ_SIZE))
+        remaining = self._response.length  # None: chunked, or until the connection closes
+        view = memoryview(bytearray(READ_SIZE if remaining is None else min(READ_SIZE, remaining)))
         timeout = self._request.extensions.get("timeout", {}).get("read")
         with _translated("read", self._request):
             if self._connection.sock is not None:
@@ -203,21 +204,48 @@ def _exchange(
         body = request.stream
     chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
     socket = connection.sock
-    with _translated("write", request):
-        if socket is not None:
-            socket.settimeout(timeouts.get("write"))
-        connection.putrequest(
-            request.method,
-            request.url.raw_path.decode("ascii"),
-            skip_host=True,
-            skip_accept_encoding=True,
-        )
-        for name, value in request.headers.raw:
-            connection.putheader(name, value)
-        connection.endheaders(body, encode_chunked=chunked)
+    try:
+        with _translated("write", request):
+            if socket is not None:
+                socket.settimeout(timeouts.get("write"))
+            connection.putrequest(
+                request.method,
+                request.url.raw_path.decode("ascii"),
+                skip_host=True,
+                skip_accept_encoding=True,
+            )
+            for name, value in request.headers.raw:
+                connection.putheader(name, value)
+            connection.endheaders(body, encode_chunked=chunked)
+    except httpx.WriteError:
+        # A server may answer before it has read the whole body (a refused token, a
+        # blob too large) and hang up: that answer is what the caller needs.
+        early = _early_response(connection, request, timeouts)
+        if early is None:
+            raise
+        return early
+    return _response_head(connection, request, timeouts)
+
+
+def _early_response(
+    connection: http.client.HTTPConnection,
+    request: httpx.Request,
+    timeouts: dict[str, float | None],
+) -> http.client.HTTPResponse | None:
+    try:
+        return _response_head(connection, request, timeouts)
+    except httpx.TransportError:
+        return None
+
+
+def _response_head(
+    connection: http.client.HTTPConnection,
+    request: httpx.Request,
+    timeouts: dict[str, float | None],
+) -> http.client.HTTPResponse:
     with _translated("read", request):
-        if socket is not None:
-            socket.settimeout(timeouts.get("read"))
+        if connection.sock is not None:
+            connection.sock.settimeout(timeouts.get("read"))
         return connection.getresponse()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -255,3 +256,31 @@ def test_a_chunked_body_cut_short_is_an_error(scripted: Callable[[Serve], Script
     server = scripted(serve)
     with http_client() as client, pytest.raises(httpx.RemoteProtocolError):
         client.get(f"{server.url}/blob")
+
+
+def test_an_answer_sent_before_the_body_was_read_is_returned(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    """The server refuses the upload from its headers alone and hangs up without reading
+    the body (as a registry does with an expired token): the client gets the 401, not
+    the broken pipe."""
+
+    def serve(connection: socket.socket, number: int) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += connection.recv(1024)
+        connection.sendall(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        connection.shutdown(socket.SHUT_WR)
+        time.sleep(0.2)  # then close with the body unread: the client's writes fail
+
+    server = scripted(serve)
+    body = iter([b"\0" * 1_000_000] * 32)
+    with http_client() as client:
+        response = client.put(
+            f"{server.url}/v2/x/blobs/uploads/1",
+            content=body,
+            headers={"Content-Length": str(32_000_000)},
+        )
+    assert response.status_code == 401
