@@ -6,9 +6,7 @@ credentials (config, then Docker's config.json), auth and connection limits.
 
 from __future__ import annotations
 
-import functools
 import ssl
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from mirror.config import (
@@ -27,7 +25,7 @@ from mirror.transport.endpoint import Endpoint
 from mirror.transport.layout import OciLayout
 from mirror.transport.registry import RegistryClient, http_client
 from mirror.transport.store import LayoutLocation, RegistryLocation, Store, parse_location
-from mirror.transport.tls import TrustOnFirstUse
+from mirror.transport.tls import context_for
 
 
 def host_of(text: str) -> str:
@@ -134,9 +132,4 @@ def acr_metadata(store: Store, config: Config) -> AcrMetadata | None:
 def tls_context(settings: RegistrySettings) -> ssl.SSLContext:
     """The TLS context for a registry, shared by all its clients (loading a CA bundle
     is the slow part of creating an HTTP client)."""
-    return _tls_context(settings.ca_bundle)
-
-
-@functools.cache
-def _tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
-    return TrustOnFirstUse.verifying(ca_bundle)
+    return context_for(settings.ca_bundle)

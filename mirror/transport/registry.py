@@ -28,7 +28,7 @@ from mirror.errors import (
 )
 from mirror.manifest import ACCEPT, Descriptor, Manifest
 from mirror.transport.endpoint import Endpoint, RetryPolicy
-from mirror.transport.tls import default_context
+from mirror.transport.tls import context_for
 from mirror.transport.wire import Transport
 
 BlobSource = Callable[[], AbstractContextManager[Iterator[bytes]]]
@@ -46,7 +46,7 @@ def http_client(
     to `connections` idle connections per origin), redirects followed (blob downloads
     go to storage hosts), no cookies. `verify` is the TLS context (default: certifi's
     bundle)."""
-    context = verify or default_context()
+    context = verify or context_for()
     return CookielessClient(
         auth=auth,
         transport=Transport(verify=context, keep=connections),

@@ -52,6 +52,7 @@ class TrustOnFirstUse(ssl.SSLContext):
 
 
 @functools.cache
-def default_context() -> TrustOnFirstUse:
-    """The context trusting certifi's bundle, shared by every client that has no other."""
-    return TrustOnFirstUse.verifying()
+def context_for(ca_bundle: Path | None = None) -> TrustOnFirstUse:
+    """The context trusting `ca_bundle` (certifi's bundle when None), one per bundle
+    for the whole process."""
+    return TrustOnFirstUse.verifying(ca_bundle)

@@ -18,7 +18,7 @@ from mirror.config import Config, RegistrySettings
 from mirror.connect import open_store
 from mirror.errors import Unreachable
 from mirror.transport.registry import RegistryClient
-from mirror.transport.tls import TrustOnFirstUse
+from mirror.transport.tls import TrustOnFirstUse, context_for
 from tests.support.entra import BackgroundServer, TestCA
 from tests.support.registry import Registry
 
@@ -83,7 +83,7 @@ def test_the_context_verifies_and_loads_its_bundle_at_the_first_handshake(
 
 
 def test_a_plain_http_registry_never_reads_a_trust_store(upstream: Registry) -> None:
-    connect._tls_context.cache_clear()  # a fresh shared context, untouched by other tests
+    context_for.cache_clear()  # a fresh shared context, untouched by other tests
     store = registry_store(upstream.url, Config())
     try:
         store.ping()
