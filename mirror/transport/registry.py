@@ -50,7 +50,6 @@ def http_client(
     return CookielessClient(
         auth=auth,
         transport=Transport(verify=context, keep=connections),
-        verify=context,  # for the proxies httpx mounts from the environment
         follow_redirects=True,
         timeout=httpx.Timeout(30.0, read=120.0, pool=None),
         headers={"User-Agent": "mirror"},

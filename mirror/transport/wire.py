@@ -9,8 +9,8 @@ Why not httpx's default transport (httpcore over h11)? Registries send blobs of
 hundreds of MiB, and h11 copies each received byte four times in Python before httpx
 hands it on: streaming the 500 MiB of the benchmark's medium data set cost 1.3
 CPU-seconds that way and 0.4 this way, and a HEAD 0.69 ms against 0.46 ms (see
-docs/performance.md). Proxies from the environment still go through httpx's own
-transports (httpx mounts them itself).
+docs/performance.md). Requests to go through a proxy (`HTTPS_PROXY`, `HTTP_PROXY`,
+`ALL_PROXY`, minus `NO_PROXY`) are handed to httpx's own transport for that proxy.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import select
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Literal
 
@@ -48,10 +49,17 @@ class Transport(httpx.BaseTransport):
     `verify` is the TLS context for https origins (certificates and host names are
     checked as it says). An idle connection is used again only within
     `keepalive_expiry` seconds and if the server has not closed it meanwhile.
+    `proxies` maps schemes (and `no`) as `urllib.request.getproxies()` does; by
+    default they come from the environment.
     """
 
     def __init__(
-        self, *, verify: ssl.SSLContext, keep: int = 2, keepalive_expiry: float = 5.0
+        self,
+        *,
+        verify: ssl.SSLContext,
+        keep: int = 2,
+        keepalive_expiry: float = 5.0,
+        proxies: Mapping[str, str] | None = None,
     ) -> None:
         self._context = verify
         self._keep = keep
@@ -59,8 +67,15 @@ class Transport(httpx.BaseTransport):
         self._idle: dict[Origin, list[tuple[float, http.client.HTTPConnection]]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._proxies = dict(
+            urllib.request.getproxies_environment() if proxies is None else proxies
+        )
+        self._via_proxy: dict[str, httpx.HTTPTransport] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        proxied = self._proxy_for(request.url)
+        if proxied is not None:
+            return proxied.handle_request(request)
         origin = _origin(request.url)
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         idle = self._idle_connection(origin)
@@ -105,8 +120,20 @@ class Transport(httpx.BaseTransport):
             self._closed = True
             idle = [connection for pooled in self._idle.values() for _, connection in pooled]
             self._idle.clear()
+            proxies, self._via_proxy = list(self._via_proxy.values()), {}
         for connection in idle:
             connection.close()
+        for transport in proxies:
+            transport.close()
+
+    def _proxy_for(self, url: httpx.URL) -> httpx.HTTPTransport | None:
+        proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+        if not proxy or _bypassed(url.host, self._proxies.get("no", "")):
+            return None
+        with self._lock:
+            if proxy not in self._via_proxy:
+                self._via_proxy[proxy] = httpx.HTTPTransport(proxy=proxy, verify=self._context)
+            return self._via_proxy[proxy]
 
     # -- the pool -------------------------------------------------------------
 
@@ -267,6 +294,16 @@ def _translated(phase: Phase, request: httpx.Request) -> Iterator[None]:
     except ValueError as exc:  # a malformed header to send, or chunk size received
         error = httpx.LocalProtocolError if phase == "write" else httpx.RemoteProtocolError
         raise error(str(exc), request=request) from exc
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """Whether `host` is excluded by NO_PROXY (names, `.domain` suffixes, or `*`)."""
+    host = host.lower()
+    for entry in no_proxy.lower().split(","):
+        name = entry.strip().lstrip(".")
+        if name == "*" or (name and (host == name or host.endswith("." + name))):
+            return True
+    return False
 
 
 def _origin(url: httpx.URL) -> Origin:

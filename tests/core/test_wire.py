@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from mirror.transport import wire
 from mirror.transport.registry import http_client
 
 Serve = Callable[[socket.socket, int], None]  # (connection, its number from 0)
@@ -284,3 +285,52 @@ def test_an_answer_sent_before_the_body_was_read_is_returned(
             headers={"Content-Length": str(32_000_000)},
         )
     assert response.status_code == 401
+
+
+def test_a_proxy_from_the_environment_is_used(
+    scripted: Callable[[Serve], ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY still works: httpx routes proxied origins through its own transports."""
+
+    def serve(connection: socket.socket, number: int) -> None:
+        while server.read_request(connection):
+            connection.sendall(answer())
+
+    server = scripted(serve)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with http_client() as client:
+        assert client.get("http://registry.example/v2/").status_code == 200
+    assert server.requests[0].startswith(b"GET http://registry.example/v2/ HTTP/1.1\r\n")
+
+
+def test_hosts_in_no_proxy_are_reached_directly(
+    scripted: Callable[[Serve], ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        while server.read_request(connection):
+            connection.sendall(answer())
+
+    server = scripted(serve)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # discard: would fail if used
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    with http_client() as client:
+        assert client.get(f"{server.url}/v2/").status_code == 200
+    assert server.requests[0].startswith(b"GET /v2/ HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize(
+    ("host", "no_proxy", "bypassed"),
+    [
+        ("registry.example", "registry.example", True),
+        ("myacr.azurecr.io", ".azurecr.io", True),
+        ("myacr.azurecr.io", "azurecr.io", True),
+        ("notazurecr.io", "azurecr.io", False),
+        ("mcr.microsoft.com", "localhost, 127.0.0.1", False),
+        ("anything", "*", True),
+        ("anything", "", False),
+    ],
+)
+def test_no_proxy_matches_names_and_domains(host: str, no_proxy: str, bypassed: bool) -> None:
+    assert wire._bypassed(host, no_proxy) is bypassed
