@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Literal
 
@@ -98,7 +98,7 @@ class Transport(httpx.BaseTransport):
         timeouts: dict[str, float | None],
     ) -> httpx.Response:
         try:
-            response = _exchange(connection, request, timeouts)
+            response, reusable = _exchange(connection, request, timeouts)
         except BaseException:
             connection.close()
             raise
@@ -108,7 +108,7 @@ class Transport(httpx.BaseTransport):
                 (name.encode("latin-1"), value.encode("latin-1"))
                 for name, value in response.getheaders()
             ],
-            stream=_Body(self, origin, connection, response, request),
+            stream=_Body(self, origin, connection, response, request, reusable=reusable),
             extensions={
                 "http_version": b"HTTP/1.1" if response.version == 11 else b"HTTP/1.0",
                 "reason_phrase": response.reason.encode("latin-1"),
@@ -143,7 +143,7 @@ class Transport(httpx.BaseTransport):
             pooled = self._idle.get(origin, [])
             while pooled:
                 since, connection = pooled.pop()
-                if now - since < self._expiry and not _closed_by_peer(connection):
+                if now - since < self._expiry and not _readable(connection):
                     return connection
                 connection.close()
         return None
@@ -174,8 +174,9 @@ class Transport(httpx.BaseTransport):
 
 
 class _Body(httpx.SyncByteStream):
-    """A response body, read into one buffer; the connection goes back to the pool
-    when the body was read to its end, and is closed otherwise."""
+    """A response body, read into one buffer. The connection goes back to the pool
+    only when the body was read to its end without an error (or had none), and the
+    request went out whole."""
 
     def __init__(
         self,
@@ -184,12 +185,16 @@ class _Body(httpx.SyncByteStream):
         connection: http.client.HTTPConnection,
         response: http.client.HTTPResponse,
         request: httpx.Request,
+        *,
+        reusable: bool,
     ) -> None:
         self._transport = transport
         self._origin = origin
         self._connection = connection
         self._response = response
         self._request = request
+        self._reusable = reusable
+        self._complete = response.length == 0  # HEAD, 204, 304: nothing to read
         self._released = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -203,14 +208,13 @@ class _Body(httpx.SyncByteStream):
                 yield bytes(view[:count])
             if self._response.length:  # http.client reports a short body as its end
                 raise http.client.IncompleteRead(b"", self._response.length)
+        self._complete = True
 
     def close(self) -> None:
         if self._released:
             return
         self._released = True
-        # Reusable once read to its end, or if it had no body at all (HEAD, 204, 304).
-        complete = self._response.isclosed() or self._response.length == 0
-        reusable = complete and not self._response.will_close
+        reusable = self._reusable and self._complete and not self._response.will_close
         self._response.close()
         if reusable and self._connection.sock is not None:
             self._transport._release(self._origin, self._connection)
@@ -218,23 +222,27 @@ class _Body(httpx.SyncByteStream):
             self._connection.close()
 
 
+class _BodyFailed(Exception):
+    """What the request's own body raised (not the connection): passed on unchanged."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _exchange(
     connection: http.client.HTTPConnection,
     request: httpx.Request,
     timeouts: dict[str, float | None],
-) -> http.client.HTTPResponse:
-    """Write `request` on `connection` and read the response's status and headers."""
-    body: bytes | httpx.SyncByteStream | None = None
-    if isinstance(request.stream, httpx.ByteStream):
-        body = request.read() or None  # sent with the headers, in one write
-    elif isinstance(request.stream, httpx.SyncByteStream):
-        body = request.stream
+) -> tuple[http.client.HTTPResponse, bool]:
+    """Write `request` on `connection`; the response (status and headers read) and
+    whether the connection may carry another request after it."""
     chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    socket = connection.sock
+    failed: Exception | None = None
     try:
         with _translated("write", request):
-            if socket is not None:
-                socket.settimeout(timeouts.get("write"))
+            if connection.sock is not None:
+                connection.sock.settimeout(timeouts.get("write"))
             connection.putrequest(
                 request.method,
                 request.url.raw_path.decode("ascii"),
@@ -243,15 +251,53 @@ def _exchange(
             )
             for name, value in request.headers.raw:
                 connection.putheader(name, value)
-            connection.endheaders(body, encode_chunked=chunked)
-    except httpx.WriteError:
+            connection.endheaders(_request_body(request), encode_chunked=chunked)
+    except _BodyFailed as body:
+        failed = body.error
+    except (httpx.WriteError, httpx.WriteTimeout):
         # A server may answer before it has read the whole body (a refused token, a
-        # blob too large) and hang up: that answer is what the caller needs.
+        # blob too large) and stop reading: that answer is what the caller needs. The
+        # connection is out of step with it and is not used again.
         early = _early_response(connection, request, timeouts)
         if early is None:
             raise
-        return early
-    return _response_head(connection, request, timeouts)
+        return early, False
+    if failed is not None:
+        raise failed  # outside the handler: the body's error, as it was raised
+    return _response_head(connection, request, timeouts), True
+
+
+def _request_body(request: httpx.Request) -> bytes | Iterator[bytes] | None:
+    if isinstance(request.stream, httpx.ByteStream):
+        return request.read() or None  # sent with the headers, in one write
+    if isinstance(request.stream, httpx.SyncByteStream):
+        declared = request.headers.get("Content-Length")
+        return _checked(request.stream, int(declared) if declared else None, request)
+    return None
+
+
+def _checked(
+    chunks: Iterable[bytes], declared: int | None, request: httpx.Request
+) -> Iterator[bytes]:
+    """A streamed body: exactly its declared length (more would reach the server as a
+    second request), its own errors marked as such."""
+    sent = 0
+    for chunk in _marked(chunks):
+        sent += len(chunk)
+        if declared is not None and sent > declared:
+            message = f"the request body is longer than its Content-Length ({declared})"
+            raise _BodyFailed(httpx.LocalProtocolError(message, request=request))
+        yield chunk
+    if declared is not None and sent < declared:
+        message = f"the request body ended after {sent} of its {declared} bytes"
+        raise _BodyFailed(httpx.LocalProtocolError(message, request=request))
+
+
+def _marked(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except Exception as error:
+        raise _BodyFailed(error) from error
 
 
 def _early_response(
@@ -259,6 +305,8 @@ def _early_response(
     request: httpx.Request,
     timeouts: dict[str, float | None],
 ) -> http.client.HTTPResponse | None:
+    if not _readable(connection):
+        return None  # nothing was answered: the write failure stands
     try:
         return _response_head(connection, request, timeouts)
     except httpx.TransportError:
@@ -273,7 +321,10 @@ def _response_head(
     with _translated("read", request):
         if connection.sock is not None:
             connection.sock.settimeout(timeouts.get("read"))
-        return connection.getresponse()
+        response = connection.getresponse()  # skips "100 Continue" itself
+        if 100 <= response.status < 200:  # nothing asked for another: out of step
+            raise http.client.HTTPException(f"unexpected informational response {response.status}")
+        return response
 
 
 @contextmanager
@@ -291,9 +342,11 @@ def _translated(phase: Phase, request: httpx.Request) -> Iterator[None]:
         raise httpx.RemoteProtocolError(message, request=request) from exc
     except OSError as exc:  # includes ssl.SSLError
         raise _FAILURES[phase](str(exc) or type(exc).__name__, request=request) from exc
-    except ValueError as exc:  # a malformed header to send, or chunk size received
-        error = httpx.LocalProtocolError if phase == "write" else httpx.RemoteProtocolError
-        raise error(str(exc), request=request) from exc
+    except ValueError as exc:
+        if phase == "write":  # the message would quote the header, which may be a secret
+            message = "the request is not valid HTTP (a header or the URL)"
+            raise httpx.LocalProtocolError(message, request=request) from None
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc  # a chunk size
 
 
 def _bypassed(host: str, no_proxy: str) -> bool:
@@ -307,13 +360,14 @@ def _bypassed(host: str, no_proxy: str) -> bool:
 
 
 def _origin(url: httpx.URL) -> Origin:
+    """Scheme, host as dialled (IDNA-encoded, as the Host header and TLS name), port."""
     port = url.port or (443 if url.scheme == "https" else 80)
-    return url.scheme, url.host, port
+    return url.scheme, url.raw_host.decode("ascii"), port
 
 
-def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
-    """An idle connection with something to read has been closed by the server (or
-    is out of step): either way it must not carry another request."""
+def _readable(connection: http.client.HTTPConnection) -> bool:
+    """Whether the server sent something (or closed). On an idle connection that means
+    it must not carry another request; after a failed write, that an answer came."""
     socket = connection.sock
     if socket is None:
         return True

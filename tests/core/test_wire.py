@@ -334,3 +334,86 @@ def test_hosts_in_no_proxy_are_reached_directly(
 )
 def test_no_proxy_matches_names_and_domains(host: str, no_proxy: str, bypassed: bool) -> None:
     assert wire._bypassed(host, no_proxy) is bypassed
+
+
+def test_an_error_of_the_body_itself_is_raised_unchanged(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    """A failing source (a local file, the other registry) is not the connection's
+    fault: its own exception comes out, and the half-sent request's connection is
+    dropped rather than pooled."""
+
+    def serve(connection: socket.socket, number: int) -> None:
+        while server.read_request(connection):
+            connection.sendall(answer())
+
+    def source() -> Iterator[bytes]:
+        yield b"abc"
+        raise OSError(5, "input/output error reading the blob")
+
+    server = scripted(serve)
+    with http_client() as client:
+        with pytest.raises(OSError, match="input/output error"):
+            client.put(f"{server.url}/upload", content=source(), headers={"Content-Length": "6"})
+        assert client.get(f"{server.url}/v2/").status_code == 200
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(("chunks", "message"), [([b"abc", b"defg"], "longer"), ([b"ab"], "ended")])
+def test_a_streamed_body_must_match_its_content_length(
+    scripted: Callable[[Serve], ScriptedServer], chunks: list[bytes], message: str
+) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        while server.read_request(connection):
+            connection.sendall(answer())
+
+    server = scripted(serve)
+    with http_client() as client, pytest.raises(httpx.LocalProtocolError, match=message):
+        client.put(f"{server.url}/upload", content=iter(chunks), headers={"Content-Length": "6"})
+    assert len(server.requests) <= 1  # nothing past the declared length became a request
+
+
+def test_a_malformed_chunk_is_an_error_and_the_connection_is_dropped(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        server.read_request(connection)
+        if number == 0:
+            connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nforged")
+            server.read_request(connection)
+            connection.sendall(answer(b"from the first connection"))
+            return
+        connection.sendall(answer(b"fresh"))
+
+    server = scripted(serve)
+    with http_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get(f"{server.url}/blob")
+        assert client.get(f"{server.url}/v2/").content == b"fresh"
+
+
+def test_an_unasked_informational_response_is_an_error(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    def serve(connection: socket.socket, number: int) -> None:
+        server.read_request(connection)
+        connection.sendall(b"HTTP/1.1 103 Early Hints\r\n\r\n" + answer(b"late"))
+
+    server = scripted(serve)
+    with http_client() as client, pytest.raises(httpx.RemoteProtocolError, match="103"):
+        client.get(f"{server.url}/v2/")
+
+
+def test_an_invalid_header_is_refused_without_quoting_it(
+    scripted: Callable[[Serve], ScriptedServer],
+) -> None:
+    server = scripted(lambda connection, number: None)
+    with http_client() as client, pytest.raises(httpx.LocalProtocolError) as refused:
+        client.get(f"{server.url}/v2/", headers={"Authorization": "Bearer s3cret\n"})
+    assert "s3cret" not in str(refused.value)
+
+
+def test_hosts_are_dialled_by_their_idna_name() -> None:
+    """The name resolved and checked in TLS is the one the Host header and the token
+    were made for (`xn--fa-hia.de`), not Python's older IDNA reading (`fass.de`)."""
+    assert wire._origin(httpx.URL("https://faß.de/v2/")) == ("https", "xn--fa-hia.de", 443)
