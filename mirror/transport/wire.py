@@ -11,6 +11,12 @@ hands it on: streaming the 500 MiB of the benchmark's medium data set cost 1.3
 CPU-seconds that way and 0.4 this way, and a HEAD 0.69 ms against 0.46 ms (see
 docs/performance.md). Requests to go through a proxy (`HTTPS_PROXY`, `HTTP_PROXY`,
 `ALL_PROXY`, minus `NO_PROXY`) are handed to httpx's own transport for that proxy.
+
+A connection carries another request only when the last one went out whole and its
+response was read to the end without error; anything else (a body that failed, an
+answer that came before the body was sent, a malformed or cut-short response) closes
+it. Failures of the connection surface as httpx's exceptions; a failure of a
+request's own streamed body surfaces unchanged.
 """
 
 from __future__ import annotations
