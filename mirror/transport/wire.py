@@ -134,7 +134,7 @@ class Transport(httpx.BaseTransport):
 
     def _proxy_for(self, url: httpx.URL) -> httpx.HTTPTransport | None:
         proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
-        if not proxy or _bypassed(url.host, self._proxies.get("no", "")):
+        if not proxy or _bypassed(url.raw_host.decode("ascii"), self._proxies.get("no", "")):
             return None
         with self._lock:
             if proxy not in self._via_proxy:
