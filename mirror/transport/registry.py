@@ -60,10 +60,10 @@ class _NoCookies(httpx.Cookies):
     """A cookie store that keeps nothing."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
-        pass
+        pass  # Set-Cookie is ignored
 
     def set_cookie_header(self, request: httpx.Request) -> None:
-        pass
+        pass  # no Cookie header is ever sent
 
 
 class CookielessClient(httpx.Client):
@@ -84,7 +84,7 @@ class CookielessClient(httpx.Client):
 
     @cookies.setter
     def cookies(self, cookies: object) -> None:
-        pass
+        pass  # the store keeps nothing, so there is nothing to set
 
 
 class PerThread:

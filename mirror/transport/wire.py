@@ -206,10 +206,7 @@ class _Body(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         remaining = self._response.length  # None: chunked, or until the connection closes
         view = memoryview(bytearray(READ_SIZE if remaining is None else min(READ_SIZE, remaining)))
-        timeout = self._request.extensions.get("timeout", {}).get("read")
-        with _translated("read", self._request):
-            if self._connection.sock is not None:
-                self._connection.sock.settimeout(timeout)
+        with _translated("read", self._request):  # under the read timeout set for the head
             while count := self._response.readinto(view):
                 yield bytes(view[:count])
             if self._response.length:  # http.client reports a short body as its end

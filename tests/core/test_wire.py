@@ -19,7 +19,7 @@ import pytest
 from mirror.transport import wire
 from mirror.transport.registry import http_client
 
-Serve = Callable[[socket.socket, int], None]  # (connection, its number from 0)
+Serve = Callable[["ScriptedServer", socket.socket, int], None]  # (server, connection, its number)
 
 
 class ScriptedServer:
@@ -50,7 +50,7 @@ class ScriptedServer:
     def _run(self, connection: socket.socket, number: int) -> None:
         # ConnectionError: the client hung up mid-answer, as some tests make it.
         with connection, contextlib.suppress(ConnectionError):
-            self.serve(connection, number)
+            self.serve(self, connection, number)
 
     def read_request(self, connection: socket.socket) -> bytes:
         """The request head and body (by Content-Length); b"" once the client closed."""
@@ -79,6 +79,16 @@ def answer(body: bytes = b"{}", extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
 
 
+def answering(body: bytes = b"{}", extra: bytes = b"") -> Serve:
+    """A well-behaved server: every request on a connection gets `answer(body, extra)`."""
+
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
+        while server.read_request(connection):
+            connection.sendall(answer(body, extra))
+
+    return serve
+
+
 @pytest.fixture
 def scripted() -> Iterator[Callable[[Serve], ScriptedServer]]:
     servers: list[ScriptedServer] = []
@@ -95,11 +105,7 @@ def scripted() -> Iterator[Callable[[Serve], ScriptedServer]]:
 def test_requests_share_one_kept_alive_connection(
     scripted: Callable[[Serve], ScriptedServer],
 ) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
-        while server.read_request(connection):
-            connection.sendall(answer(b"x" * 1000))
-
-    server = scripted(serve)
+    server = scripted(answering(b"x" * 1000))
     with http_client() as client:
         for _ in range(5):
             assert client.get(f"{server.url}/v2/").content == b"x" * 1000
@@ -112,7 +118,7 @@ def test_requests_share_one_kept_alive_connection(
 def test_a_connection_the_server_closed_while_idle_is_not_used_again(
     scripted: Callable[[Serve], ScriptedServer],
 ) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         server.read_request(connection)
         connection.sendall(answer())  # keep-alive, then closes anyway
 
@@ -129,7 +135,7 @@ def test_a_request_in_memory_is_sent_again_when_the_server_drops_it(
     """The first connection answers one request, then takes the next and hangs up
     without answering: a race a client cannot see coming."""
 
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         server.read_request(connection)
         connection.sendall(answer())
         if number == 0:
@@ -145,7 +151,7 @@ def test_a_request_in_memory_is_sent_again_when_the_server_drops_it(
 
 
 def test_a_streamed_body_is_not_sent_twice(scripted: Callable[[Serve], ScriptedServer]) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         server.read_request(connection)
         connection.sendall(answer())
         if number == 0:
@@ -161,7 +167,7 @@ def test_a_streamed_body_is_not_sent_twice(scripted: Callable[[Serve], ScriptedS
 
 
 def test_a_chunked_response_is_decoded(scripted: Callable[[Serve], ScriptedServer]) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         server.read_request(connection)
         connection.sendall(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -176,7 +182,7 @@ def test_a_chunked_response_is_decoded(scripted: Callable[[Serve], ScriptedServe
 def test_a_body_cut_short_is_an_error_and_the_connection_is_dropped(
     scripted: Callable[[Serve], ScriptedServer],
 ) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         server.read_request(connection)
         if number == 0:
             connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
@@ -194,11 +200,7 @@ def test_a_body_cut_short_is_an_error_and_the_connection_is_dropped(
 def test_a_response_left_unread_closes_its_connection(
     scripted: Callable[[Serve], ScriptedServer],
 ) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
-        while server.read_request(connection):
-            connection.sendall(answer(b"y" * 2_000_000))
-
-    server = scripted(serve)
+    server = scripted(answering(b"y" * 2_000_000))
     with http_client() as client:
         with client.stream("GET", f"{server.url}/blob") as response:
             assert next(response.iter_raw()).startswith(b"y")
@@ -209,7 +211,7 @@ def test_a_response_left_unread_closes_its_connection(
 def test_a_stalled_server_times_out(scripted: Callable[[Serve], ScriptedServer]) -> None:
     release = threading.Event()
 
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         server.read_request(connection)
         release.wait(10)
 
@@ -229,11 +231,7 @@ def test_a_refused_connection_is_a_connect_error() -> None:
 def test_request_headers_and_body_arrive_as_sent(
     scripted: Callable[[Serve], ScriptedServer],
 ) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
-        while server.read_request(connection):
-            connection.sendall(answer(b"", b"Docker-Content-Digest: sha256:abc\r\n"))
-
-    server = scripted(serve)
+    server = scripted(answering(b"", b"Docker-Content-Digest: sha256:abc\r\n"))
     with http_client() as client:
         response = client.put(
             f"{server.url}/v2/agent/manifests/1.5?x=1",
@@ -250,7 +248,7 @@ def test_request_headers_and_body_arrive_as_sent(
 
 
 def test_a_chunked_body_cut_short_is_an_error(scripted: Callable[[Serve], ScriptedServer]) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         server.read_request(connection)
         connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
 
@@ -266,7 +264,7 @@ def test_an_answer_sent_before_the_body_was_read_is_returned(
     the body (as a registry does with an expired token): the client gets the 401, not
     the broken pipe."""
 
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         head = b""
         while b"\r\n\r\n" not in head:
             head += connection.recv(1024)
@@ -292,11 +290,7 @@ def test_a_proxy_from_the_environment_is_used(
 ) -> None:
     """HTTP_PROXY still works: httpx routes proxied origins through its own transports."""
 
-    def serve(connection: socket.socket, number: int) -> None:
-        while server.read_request(connection):
-            connection.sendall(answer())
-
-    server = scripted(serve)
+    server = scripted(answering())
     monkeypatch.setenv("HTTP_PROXY", server.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
@@ -308,11 +302,7 @@ def test_a_proxy_from_the_environment_is_used(
 def test_hosts_in_no_proxy_are_reached_directly(
     scripted: Callable[[Serve], ScriptedServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
-        while server.read_request(connection):
-            connection.sendall(answer())
-
-    server = scripted(serve)
+    server = scripted(answering())
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # discard: would fail if used
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     with http_client() as client:
@@ -343,15 +333,11 @@ def test_an_error_of_the_body_itself_is_raised_unchanged(
     fault: its own exception comes out, and the half-sent request's connection is
     dropped rather than pooled."""
 
-    def serve(connection: socket.socket, number: int) -> None:
-        while server.read_request(connection):
-            connection.sendall(answer())
-
     def source() -> Iterator[bytes]:
         yield b"abc"
         raise OSError(5, "input/output error reading the blob")
 
-    server = scripted(serve)
+    server = scripted(answering())
     with http_client() as client:
         with pytest.raises(OSError, match="input/output error"):
             client.put(f"{server.url}/upload", content=source(), headers={"Content-Length": "6"})
@@ -363,11 +349,7 @@ def test_an_error_of_the_body_itself_is_raised_unchanged(
 def test_a_streamed_body_must_match_its_content_length(
     scripted: Callable[[Serve], ScriptedServer], chunks: list[bytes], message: str
 ) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
-        while server.read_request(connection):
-            connection.sendall(answer())
-
-    server = scripted(serve)
+    server = scripted(answering())
     with http_client() as client, pytest.raises(httpx.LocalProtocolError, match=message):
         client.put(f"{server.url}/upload", content=iter(chunks), headers={"Content-Length": "6"})
     assert len(server.requests) <= 1  # nothing past the declared length became a request
@@ -376,7 +358,7 @@ def test_a_streamed_body_must_match_its_content_length(
 def test_a_malformed_chunk_is_an_error_and_the_connection_is_dropped(
     scripted: Callable[[Serve], ScriptedServer],
 ) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         server.read_request(connection)
         if number == 0:
             connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nforged")
@@ -395,7 +377,7 @@ def test_a_malformed_chunk_is_an_error_and_the_connection_is_dropped(
 def test_an_unasked_informational_response_is_an_error(
     scripted: Callable[[Serve], ScriptedServer],
 ) -> None:
-    def serve(connection: socket.socket, number: int) -> None:
+    def serve(server: ScriptedServer, connection: socket.socket, number: int) -> None:
         server.read_request(connection)
         connection.sendall(b"HTTP/1.1 103 Early Hints\r\n\r\n" + answer(b"late"))
 
@@ -407,7 +389,7 @@ def test_an_unasked_informational_response_is_an_error(
 def test_an_invalid_header_is_refused_without_quoting_it(
     scripted: Callable[[Serve], ScriptedServer],
 ) -> None:
-    server = scripted(lambda connection, number: None)
+    server = scripted(lambda server, connection, number: None)
     with http_client() as client, pytest.raises(httpx.LocalProtocolError) as refused:
         client.get(f"{server.url}/v2/", headers={"Authorization": "Bearer s3cret\n"})
     assert "s3cret" not in str(refused.value)
