@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-ARCHITECTURES = (
-    "linux-amd64",
-    "linux-arm32v7",
-    "linux-arm64v8",
-    "windows-amd64",
-    "windows-arm32v7",
+ARCHITECTURES = tuple(
+    f"{system}-{arch}"
+    for system in ("linux", "windows")
+    for arch in ("amd64", "arm32v7", "arm64v8")
 )
 
 _NUMBER = r"(?:0|[1-9][0-9]*)"
@@ -45,6 +43,8 @@ _CLAUSE = re.compile(
     rf"(?:{_PRERELEASE})?"
     r"(?P<wildcard>\.\*)?"
 )
+# Outside the IoT Edge grammar: a tag that starts with three version numbers.
+_VERSIONED = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+")
 _RELEASE = 1
 _CANDIDATE = 0
 
@@ -146,6 +146,23 @@ class Tag:
     @property
     def per_arch(self) -> bool:
         return self.arch is not None
+
+    @property
+    def release(self) -> str | None:
+        """What the tag names, without its architecture or debug suffix: the version
+        (`1.5.3` for `1.5.3-linux-amd64.debug`), the line of a rolling tag (`1.5`)."""
+        if self.version is not None:
+            return self.version.text
+        return None if self.line is None else str(self.line)
+
+    @property
+    def names_release(self) -> bool:
+        """Whether the tag stands for one release and does not move: a specific tag or,
+        for images outside the IoT Edge grammar, a tag that starts with three version
+        numbers (`v1.2.3`, `1.2.3-alpine`)."""
+        if self.kind is not TagKind.OTHER:
+            return self.kind is TagKind.SPECIFIC
+        return _VERSIONED.match(self.text) is not None
 
     @property
     def sort_key(self) -> tuple[object, ...]:

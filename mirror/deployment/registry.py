@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mirror.deployment.rewrite import Target
-from mirror.deployment.runtime import RuntimeTag, parse_runtime_tag
 from mirror.errors import MirrorError, NotFound, Unreachable
 from mirror.manifest import Descriptor, Platform
 from mirror.reference import ImageReference
+from mirror.versions import TagKind, Version, parse_tag
 
 if TYPE_CHECKING:
     from mirror.transport.store import Store
@@ -87,19 +87,18 @@ def specific_candidates(rolling: str, tags: Iterable[str]) -> list[str]:
     with the same platform suffix. For any other tag (`latest`): every specific
     version tag. Releases sort before release candidates of the same version.
     """
-    line = parse_runtime_tag(rolling)
-    if line is not None and not line.is_rolling:
+    wanted = parse_tag(rolling)
+    if wanted.kind is TagKind.SPECIFIC:
         return []
-    found: list[tuple[RuntimeTag, str]] = []
-    for tag in tags:
-        parsed = parse_runtime_tag(tag)
-        if parsed is None or parsed.is_rolling:
+    found: list[tuple[Version, str]] = []
+    for text in tags:
+        tag = parse_tag(text)
+        if tag.version is None or tag.debug:
             continue
-        if line is not None and (parsed.line, parsed.platform) != (line.line, line.platform):
+        if wanted.kind is TagKind.ROLLING and (tag.line, tag.arch) != (wanted.line, wanted.arch):
             continue
-        found.append((parsed, tag))
-    found.sort(key=lambda item: (item[0].key, item[0].prerelease is None), reverse=True)
-    return [tag for _, tag in found]
+        found.append((tag.version, text))
+    return [text for _, text in sorted(found, reverse=True)]
 
 
 @dataclass(frozen=True, slots=True)

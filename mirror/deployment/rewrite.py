@@ -28,7 +28,6 @@ from mirror.deployment.edits import Edit, Rendered, apply_edits, insert_member, 
 from mirror.deployment.edits import string_literal as _literal
 from mirror.deployment.errors import SignedManifest
 from mirror.deployment.images import ImageKind, ImageString, classify, find_placeholders
-from mirror.deployment.runtime import parse_runtime_tag
 from mirror.deployment.settings import RewriteSettings
 from mirror.deployment.shape import (
     REGISTRY_CREDENTIALS,
@@ -41,11 +40,11 @@ from mirror.deployment.shape import (
 )
 from mirror.errors import ConfigError
 from mirror.reference import ImageReference, validate_repository
+from mirror.versions import parse_tag
 
 _HOST = re.compile(
     r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?$"
 )
-_SPECIFIC_TAG = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+")
 
 
 class PinMode(StrEnum):
@@ -151,7 +150,7 @@ class TagResolver:
             return Resolved(format_image(self.target.registry, repository, source.tag, None))
         if source.literal_tag is None:
             return Unresolved(f"--pin {pin} needs a literal tag; this one is a placeholder")
-        if pin is PinMode.SPECIFIC and _is_specific(source.literal_tag):
+        if pin is PinMode.SPECIFIC and parse_tag(source.literal_tag).names_release:
             return Resolved(format_image(self.target.registry, repository, source.tag, None))
         what = "specific version" if pin is PinMode.SPECIFIC else "index digest"
         return Unresolved(
@@ -190,13 +189,6 @@ class PinningResolver:
     @property
     def _in(self) -> str:
         return f" in {self.origin}" if self.origin else ""
-
-
-def _is_specific(tag: str) -> bool:
-    runtime = parse_runtime_tag(tag)
-    if runtime is not None:
-        return not runtime.is_rolling
-    return bool(_SPECIFIC_TAG.match(tag))
 
 
 class ChangeKind(StrEnum):

@@ -1,75 +1,23 @@
-"""edgeAgent and edgeHub version tags, and the runtime lines they belong to.
+"""The runtime lines of edgeAgent and edgeHub, and whether a runtime tag is supported.
 
-A runtime tag is a product version (`1.5`, `1.5.3`, `1.0.9.4`, `1.6.0-rc.1`) with an
-optional per-platform suffix (`-linux-arm32v7`). A *rolling* tag names a line (`X.Y`)
-and moves with it; a *specific* tag names one release. `RuntimeCatalog` knows which
-lines are supported and how far each went, so lint can tell an unsupported line from
-a version that was never released; it is data, injected, and replaceable when the
-release feed moves on.
+Tags are read with the project's one tag grammar (`mirror.governance.versions`): a
+*rolling* tag names a line (`1.5`) and moves with it, a *specific* tag names one
+release (`1.5.3`, `1.0.9.4`, `1.6.0-rc.1`, with an optional `-linux-arm32v7`).
+`RuntimeCatalog` knows which lines are supported and how far each went, so lint can
+tell an unsupported line from a version that was never released; it is data,
+injected, and replaceable when the release feed moves on.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-_TAG = re.compile(
-    r"^(?P<version>(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)"
-    r"(?:\.(?P<patch>0|[1-9][0-9]*)(?:\.(?P<build>0|[1-9][0-9]*))?)?"
-    r"(?P<pre>-rc\.?[0-9]+)?)"
-    r"(?P<platform>-(?:linux|windows)-(?:amd64|arm32v7|arm64v8))?$"
-)
+from mirror.versions import Line, Tag, Version
+
 AGENT_REPOSITORY = "azureiotedge-agent"
 HUB_REPOSITORY = "azureiotedge-hub"
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeTag:
-    """A parsed runtime tag such as `1.5.3-linux-amd64`."""
-
-    version: str
-    major: int
-    minor: int
-    patch: int | None = None
-    build: int | None = None
-    prerelease: str | None = None
-    platform: str | None = None
-
-    @property
-    def line(self) -> str:
-        return f"{self.major}.{self.minor}"
-
-    @property
-    def is_rolling(self) -> bool:
-        return self.patch is None
-
-    @property
-    def key(self) -> tuple[int, int, int, int]:
-        return (self.major, self.minor, self.patch or 0, self.build or 0)
-
-
-def parse_runtime_tag(tag: str | None) -> RuntimeTag | None:
-    """The runtime version in `tag`, or None if `tag` is not a version tag."""
-    match = _TAG.match(tag or "")
-    if not match:
-        return None
-    optional = {k: int(match[k]) if match[k] else None for k in ("patch", "build")}
-    return RuntimeTag(
-        version=match["version"],
-        major=int(match["major"]),
-        minor=int(match["minor"]),
-        patch=optional["patch"],
-        build=optional["build"],
-        prerelease=match["pre"][1:] if match["pre"] else None,
-        platform=match["platform"][1:] if match["platform"] else None,
-    )
-
-
-def line_key(line: str) -> tuple[int, int]:
-    major, _, minor = line.partition(".")
-    return int(major), int(minor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +30,10 @@ class RuntimeLine:
     end_of_support: str | None = None
 
 
-class Verdict(StrEnum):
+class Support(StrEnum):
+    """Where a runtime tag stands: on a supported line, out of support, never released,
+    or on a line newer than this catalog knows."""
+
     SUPPORTED = "supported"
     OUT_OF_SUPPORT = "out-of-support"
     NEVER_RELEASED = "never-released"
@@ -91,7 +42,7 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
-    verdict: Verdict
+    support: Support
     message: str
 
 
@@ -117,48 +68,56 @@ class RuntimeCatalog:
     def supported_lines(self) -> list[str]:
         return [entry.line for entry in self.lines if entry.supported]
 
-    def assess(self, tag: RuntimeTag) -> Assessment:
-        """Whether `tag` names a supported, an unsupported, or a never-released version."""
-        entry = self.line(tag.line)
+    def assess(self, tag: Tag) -> Assessment:
+        """Whether a specific or rolling `tag` names a supported, an unsupported, or a
+        never-released version."""
+        assert tag.line is not None, "a specific or rolling tag"
+        entry = self.line(str(tag.line))
         if entry is None:
-            return self._assess_unknown_line(tag)
-        newest = parse_runtime_tag(entry.newest)
-        assert newest is not None
-        beyond = not tag.is_rolling and tag.key > newest.key
+            return self._assess_unknown_line(tag.line)
+        release = str(tag.release)
+        newest = Version.parse(entry.newest)
+        beyond = tag.version is not None and _numbers(tag.version) > _numbers(newest)
         if beyond and not entry.supported:
             return Assessment(
-                Verdict.NEVER_RELEASED,
-                f"{tag.version} was never released (the {entry.line} line ended at"
+                Support.NEVER_RELEASED,
+                f"{release} was never released (the {entry.line} line ended at"
                 f" {entry.newest}): use a released version",
             )
-        if tag.version in self.imageless:
+        if release in self.imageless:
             return Assessment(
-                Verdict.NEVER_RELEASED,
-                f"{tag.version} changed only the daemon and published no edgeAgent/edgeHub"
+                Support.NEVER_RELEASED,
+                f"{release} changed only the daemon and published no edgeAgent/edgeHub"
                 f" image: use another {entry.line}.x tag",
             )
         if not entry.supported:
             ended = f" (support ended {entry.end_of_support})" if entry.end_of_support else ""
             return Assessment(
-                Verdict.OUT_OF_SUPPORT,
+                Support.OUT_OF_SUPPORT,
                 f"runtime line {entry.line} is out of support{ended}: move to"
                 f" {' or '.join(self.supported_lines) or 'a supported line'}",
             )
-        return Assessment(Verdict.SUPPORTED, f"{tag.version} is on a supported line")
+        return Assessment(Support.SUPPORTED, f"{release} is on a supported line")
 
-    def _assess_unknown_line(self, tag: RuntimeTag) -> Assessment:
-        known = sorted((line_key(e.line) for e in self.lines), reverse=True)
-        if known and line_key(tag.line) < known[0]:
+    def _assess_unknown_line(self, line: Line) -> Assessment:
+        known = sorted((Line.parse(entry.line) for entry in self.lines), reverse=True)
+        if known and line < known[0]:
             return Assessment(
-                Verdict.NEVER_RELEASED,
-                f"there is no runtime line {tag.line}: use a released version",
+                Support.NEVER_RELEASED,
+                f"there is no runtime line {line}: use a released version",
             )
-        newest = f"{known[0][0]}.{known[0][1]}" if known else "none"
+        newest = str(known[0]) if known else "none"
         return Assessment(
-            Verdict.UNKNOWN_LINE,
-            f"runtime line {tag.line} is newer than the lines known here (newest {newest}):"
+            Support.UNKNOWN_LINE,
+            f"runtime line {line} is newer than the lines known here (newest {newest}):"
             " check the tag, or update the supported runtime lines in the lint settings",
         )
+
+
+def _numbers(version: Version) -> tuple[int, ...]:
+    """A version's numbers padded to four; a candidate is not told apart from its
+    release (`1.4.43-rc1` is not beyond a line that ended at `1.4.43`)."""
+    return version.numbers + (0,) * (4 - len(version.numbers))
 
 
 DEFAULT_CATALOG = RuntimeCatalog(

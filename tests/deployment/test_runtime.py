@@ -1,4 +1,4 @@
-"""Runtime version tags and the catalog of runtime lines."""
+"""Runtime version tags (read with the one tag grammar) and the catalog of runtime lines."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from mirror.deployment.runtime import (
     DEFAULT_CATALOG,
     RuntimeCatalog,
     RuntimeLine,
-    Verdict,
-    parse_runtime_tag,
+    Support,
 )
+from mirror.versions import TagKind, parse_tag
 
 
 @pytest.mark.parametrize(
@@ -28,9 +28,8 @@ from mirror.deployment.runtime import (
 def test_parse_runtime_tag(
     tag: str, version: str, line: str, rolling: bool, platform: str | None
 ) -> None:
-    parsed = parse_runtime_tag(tag)
-    assert parsed is not None
-    assert (parsed.version, parsed.line, parsed.is_rolling, parsed.platform) == (
+    parsed = parse_tag(tag)
+    assert (parsed.release, str(parsed.line), parsed.kind is TagKind.ROLLING, parsed.arch) == (
         version,
         line,
         rolling,
@@ -38,47 +37,41 @@ def test_parse_runtime_tag(
     )
 
 
-@pytest.mark.parametrize("tag", [None, "", "latest", "v1.5", "1", "1.5.x", "01.5", "1.5-beta"])
-def test_not_runtime_tags(tag: str | None) -> None:
-    assert parse_runtime_tag(tag) is None
+@pytest.mark.parametrize("tag", ["", "latest", "v1.5", "1", "1.5.x", "01.5", "1.5-beta"])
+def test_not_runtime_tags(tag: str) -> None:
+    assert parse_tag(tag).kind is TagKind.OTHER
 
 
 @pytest.mark.parametrize(
-    ("tag", "verdict", "fragment"),
+    ("tag", "support", "fragment"),
     [
-        ("1.5", Verdict.SUPPORTED, "supported"),
-        ("1.5.44", Verdict.SUPPORTED, "supported"),
-        ("1.5.99", Verdict.SUPPORTED, "supported"),
-        ("1.6.1", Verdict.SUPPORTED, "supported"),
-        ("1.4", Verdict.OUT_OF_SUPPORT, "ended 2024-11): move to 1.5 or 1.6"),
-        ("1.0.8", Verdict.OUT_OF_SUPPORT, "1.0 is out of support"),
-        ("1.4.99", Verdict.NEVER_RELEASED, "the 1.4 line ended at 1.4.43"),
-        ("1.5.8", Verdict.NEVER_RELEASED, "changed only the daemon"),
-        ("0.9", Verdict.NEVER_RELEASED, "there is no runtime line 0.9"),
-        ("1.7", Verdict.UNKNOWN_LINE, "newer than the lines known here (newest 1.6)"),
+        ("1.5", Support.SUPPORTED, "supported"),
+        ("1.5.44", Support.SUPPORTED, "supported"),
+        ("1.5.99", Support.SUPPORTED, "supported"),
+        ("1.6.1", Support.SUPPORTED, "supported"),
+        ("1.4", Support.OUT_OF_SUPPORT, "ended 2024-11): move to 1.5 or 1.6"),
+        ("1.0.8", Support.OUT_OF_SUPPORT, "1.0 is out of support"),
+        ("1.4.99", Support.NEVER_RELEASED, "the 1.4 line ended at 1.4.43"),
+        ("1.5.8", Support.NEVER_RELEASED, "changed only the daemon"),
+        ("0.9", Support.NEVER_RELEASED, "there is no runtime line 0.9"),
+        ("1.7", Support.UNKNOWN_LINE, "newer than the lines known here (newest 1.6)"),
     ],
 )
-def test_assess(tag: str, verdict: Verdict, fragment: str) -> None:
-    parsed = parse_runtime_tag(tag)
-    assert parsed is not None
-    assessment = DEFAULT_CATALOG.assess(parsed)
-    assert assessment.verdict is verdict
+def test_assess(tag: str, support: Support, fragment: str) -> None:
+    assessment = DEFAULT_CATALOG.assess(parse_tag(tag))
+    assert assessment.support is support
     assert fragment in assessment.message
 
 
 def test_with_supported_replaces_the_supported_lines() -> None:
     catalog = DEFAULT_CATALOG.with_supported(["1.4", "1.5"])
     assert catalog.supported_lines == ["1.4", "1.5"]
-    parsed = parse_runtime_tag("1.6.1")
-    assert parsed is not None
-    assert catalog.assess(parsed).verdict is Verdict.OUT_OF_SUPPORT
+    assert catalog.assess(parse_tag("1.6.1")).support is Support.OUT_OF_SUPPORT
 
 
 def test_empty_catalog_knows_no_line() -> None:
-    parsed = parse_runtime_tag("1.5")
-    assert parsed is not None
-    assessment = RuntimeCatalog(()).assess(parsed)
-    assert assessment.verdict is Verdict.UNKNOWN_LINE
+    assessment = RuntimeCatalog(()).assess(parse_tag("1.5"))
+    assert assessment.support is Support.UNKNOWN_LINE
     assert "newest none" in assessment.message
 
 

@@ -41,6 +41,7 @@ PARSE_CASES: list[
     ("1.5.3-linux-arm32v7", TagKind.SPECIFIC, (1, 5, 3), None, "1.5", "linux-arm32v7", False),
     ("1.5.3-linux-arm64v8", TagKind.SPECIFIC, (1, 5, 3), None, "1.5", "linux-arm64v8", False),
     ("1.1.0-windows-amd64", TagKind.SPECIFIC, (1, 1, 0), None, "1.1", "windows-amd64", False),
+    ("1.5.3-windows-arm64v8", TagKind.SPECIFIC, (1, 5, 3), None, "1.5", "windows-arm64v8", False),
     ("1.0.9.4-linux-amd64", TagKind.SPECIFIC, (1, 0, 9, 4), None, "1.0", "linux-amd64", False),
     ("1.2.0-rc4-linux-arm32v7", TagKind.SPECIFIC, (1, 2, 0), 4, "1.2", "linux-arm32v7", False),
     ("1.5-linux-amd64", TagKind.ROLLING, None, None, "1.5", "linux-amd64", False),
@@ -339,3 +340,52 @@ def test_values_are_frozen() -> None:
     with pytest.raises(AttributeError):
         tag.text = "1.5.4"  # type: ignore[misc]
     assert isinstance(tag, Tag)
+
+
+# --- one grammar, every reader ---------------------------------------------------------
+
+EDGE_CASES = ["1.5.3-windows-arm64v8", "1.5.3.debug", "1.5-rc1", "1.5-linux-arm32v7", "latest"]
+
+
+def every_known_tag() -> list[str]:
+    history = json.loads((DATA / "image-versions-history.json").read_text())
+    feed = json.loads((DATA / "product-versions.json").read_text())
+    texts = {entry["version"] for repo in history.values() for entry in repo["versions"]}
+    texts |= {version for version, _ in changelog_releases()}
+    texts |= {
+        component["version"]
+        for channel in feed["channels"]
+        for product in channel["products"]
+        for component in product["components"]
+    }
+    return sorted(texts) + EDGE_CASES
+
+
+@pytest.mark.parametrize("text", every_known_tag())
+def test_every_reader_of_tags_agrees_with_the_grammar(text: str) -> None:
+    """Policy, lint's runtime catalog, rewrite's pins and the registry's pin candidates
+    all read a tag through `parse_tag`, so they classify it the same way."""
+    from mirror.deployment.registry import specific_candidates
+    from mirror.deployment.runtime import DEFAULT_CATALOG
+    from mirror.policy import evaluate, parse_policy
+
+    tag = parse_tag(text)
+    policy = parse_policy(
+        "version: 1\nrules:\n- repositories: [r]\n  lines: ['1.0', '1.1', '1.2', '1.3', '1.4',"
+        " '1.5', '1.6']\n  prereleases: true\n  per_architecture: true\n"
+    )
+    (verdict,) = evaluate(policy, "r", [text])
+    assert verdict.kind is tag.kind
+    assert verdict.selected is (tag.kind is not TagKind.OTHER and not tag.debug)
+    if tag.kind is not TagKind.OTHER:
+        assert DEFAULT_CATALOG.assess(tag).message
+    assert tag.names_release is (tag.kind is TagKind.SPECIFIC or text.startswith("v"))
+    candidates = specific_candidates(text, [text, "1.5.3", "1.5.4-linux-amd64"])
+    if tag.kind is TagKind.SPECIFIC:
+        assert candidates == []
+    elif tag.kind is TagKind.ROLLING:
+        assert all(
+            parse_tag(c).line == tag.line and parse_tag(c).arch == tag.arch for c in candidates
+        )
+    else:
+        assert candidates == ["1.5.4-linux-amd64", "1.5.3"]

@@ -15,9 +15,10 @@ from mirror.deployment.images import (
 )
 from mirror.deployment.lint.context import Check, Issue, LintContext, describe
 from mirror.deployment.lint.finding import Severity
-from mirror.deployment.runtime import RuntimeTag, Verdict, parse_runtime_tag
+from mirror.deployment.runtime import Support
 from mirror.deployment.settings import matches_any
 from mirror.deployment.shape import Located, ModuleEntry, Role
+from mirror.versions import Tag, TagKind, parse_tag
 
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 MUTABLE_TAGS = {"latest", "main", "master", "dev", "develop", "nightly"}
@@ -108,7 +109,7 @@ def _has_digest_setting(module: ModuleEntry) -> bool:
 
 def rolling_runtime_tag(ctx: LintContext) -> Iterator[Issue]:
     for module, located, image, tag in _runtime_tags(ctx):
-        if tag.is_rolling and not image.digest and not _has_digest_setting(module):
+        if tag.kind is TagKind.ROLLING and not image.digest and not _has_digest_setting(module):
             yield ctx.issue(
                 "rolling-runtime-tag",
                 located,
@@ -120,12 +121,12 @@ def rolling_runtime_tag(ctx: LintContext) -> Iterator[Issue]:
 
 def _runtime_tags(
     ctx: LintContext,
-) -> Iterator[tuple[ModuleEntry, Located, ImageString, RuntimeTag]]:
+) -> Iterator[tuple[ModuleEntry, Located, ImageString, Tag]]:
     for module, located, image in ctx.images():
-        if module.role is Role.MODULE:
+        if module.role is Role.MODULE or image.literal_tag is None:
             continue
-        tag = parse_runtime_tag(image.literal_tag)
-        if tag is not None:
+        tag = parse_tag(image.literal_tag)
+        if tag.kind is not TagKind.OTHER:
             yield module, located, image, tag
 
 
@@ -136,23 +137,25 @@ def runtime_version_mismatch(ctx: LintContext) -> Iterator[Issue]:
         yield ctx.issue(
             "runtime-version-mismatch",
             hub[0],
-            f"edgeAgent is on {agent[1].version} and edgeHub on {hub[1].version}: run both on"
+            f"edgeAgent is on {agent[1].release} and edgeHub on {hub[1].release}: run both on"
             " the same version",
         )
     expected = ctx.settings.expected_daemon_version
     for role, (located, tag) in tags.items():
-        if expected and tag.line != expected:
+        if expected and str(tag.line) != expected:
             yield ctx.issue(
                 "runtime-version-mismatch",
                 located,
-                f"{role.value} {tag.version} does not match the fleet's IoT Edge daemon"
+                f"{role.value} {tag.release} does not match the fleet's IoT Edge daemon"
                 f" {expected}: use a {expected}.x image",
             )
 
 
-def _version(tag: RuntimeTag, other: RuntimeTag) -> str:
+def _version(tag: Tag, other: Tag) -> str | None:
     """What to compare: the full version if both are specific, else the line."""
-    return tag.version if not (tag.is_rolling or other.is_rolling) else tag.line
+    if tag.version is not None and other.version is not None:
+        return tag.release
+    return str(tag.line)
 
 
 def unsupported_runtime(ctx: LintContext) -> Iterator[Issue]:
@@ -161,9 +164,9 @@ def unsupported_runtime(ctx: LintContext) -> Iterator[Issue]:
         catalog = catalog.with_supported(ctx.settings.supported_runtime_lines)
     for module, located, _, tag in _runtime_tags(ctx):
         assessment = catalog.assess(tag)
-        if assessment.verdict is Verdict.SUPPORTED:
+        if assessment.support is Support.SUPPORTED:
             continue
-        severity = Severity.ERROR if assessment.verdict is Verdict.NEVER_RELEASED else None
+        severity = Severity.ERROR if assessment.support is Support.NEVER_RELEASED else None
         yield ctx.issue(
             "unsupported-runtime", located, f"{module.name}: {assessment.message}", severity
         )
