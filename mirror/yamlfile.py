@@ -20,7 +20,7 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from mirror.errors import ConfigError
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import yaml
 
 M = TypeVar("M", bound=BaseModel)
-Location = tuple[int | str, ...]
+KeyPath = tuple[int | str, ...]
 
 
 @functools.cache
@@ -102,12 +102,12 @@ def read_yaml(text: str, source: str) -> tuple[yaml.Node | None, object]:
         loader.dispose()
 
 
-def located(source: str, root: yaml.Node | None, loc: Location, message: str) -> ConfigError:
+def located(source: str, root: yaml.Node | None, loc: KeyPath, message: str) -> ConfigError:
     line = line_of(root, loc) if root is not None else 1
     return ConfigError(f"{source}:{line}: {path_of(loc)}: {message}")
 
 
-def line_of(root: yaml.Node, loc: Location) -> int:
+def line_of(root: yaml.Node, loc: KeyPath) -> int:
     """The line of the deepest node along `loc` (a missing key: its mapping's line)."""
     node, anchor = root, root
     for part in loc:
@@ -118,7 +118,7 @@ def line_of(root: yaml.Node, loc: Location) -> int:
     return anchor.start_mark.line + 1
 
 
-def path_of(loc: Location) -> str:
+def path_of(loc: KeyPath) -> str:
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
@@ -147,7 +147,7 @@ def describe(error: ErrorDetails, model: type[BaseModel]) -> str:
     return str(error["msg"]).replace("Input should be", "must be", 1)
 
 
-def _unknown_key(model: type[BaseModel], loc: Location) -> str:
+def _unknown_key(model: type[BaseModel], loc: KeyPath) -> str:
     owner = _model_at(model, loc[:-1])
     keys = list(owner.model_fields) if owner is not None else []
     close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
@@ -158,7 +158,7 @@ def _unknown_key(model: type[BaseModel], loc: Location) -> str:
     return "unknown key"
 
 
-def _model_at(model: type[BaseModel], loc: Location) -> type[BaseModel] | None:
+def _model_at(model: type[BaseModel], loc: KeyPath) -> type[BaseModel] | None:
     """The model class that validates the mapping at `loc`, following field types."""
     current: Any = model
     for part in loc:
@@ -218,7 +218,7 @@ def _yaml_error(source: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigErro
     return ConfigError(f"{source}:{line}: not valid YAML: {problem}")
 
 
-def _check_duplicate_keys(node: yaml.Node, source: str, loc: Location, visited: set[int]) -> None:
+def _check_duplicate_keys(node: yaml.Node, source: str, loc: KeyPath, visited: set[int]) -> None:
     """PyYAML keeps the last of two equal keys silently; refuse them instead."""
     import yaml
 
@@ -238,3 +238,9 @@ def _check_duplicate_keys(node: yaml.Node, source: str, loc: Location, visited: 
             raise ConfigError(f"{source}:{line}: {path_of((*loc, name))}: duplicate key")
         seen.add(name)
         _check_duplicate_keys(value, source, (*loc, name), visited)
+
+
+class Settings(BaseModel):
+    """The base of every model read from a file: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

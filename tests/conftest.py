@@ -13,7 +13,8 @@ import pytest
 
 from mirror.transport.auth import DistributionTokens, RegistryAuth
 from mirror.transport.endpoint import Endpoint, RetryPolicy
-from mirror.transport.registry import RegistryClient, http_client
+from mirror.transport.http import http_client
+from mirror.transport.registry import RegistryClient
 from tests.support.images import Seeder
 from tests.support.registry import Registry
 

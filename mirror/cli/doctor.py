@@ -11,8 +11,8 @@ from mirror.cli.app import EXIT_FAILED, app
 from mirror.cli.options import ConfigOption, Output, OutputOption
 
 if TYPE_CHECKING:
-    from mirror.config import Config
-    from mirror.doctor import Finding, Side
+    from mirror.engine.doctor import Access, CheckResult
+    from mirror.settings.config import Config
     from mirror.transport.store import RegistryLocation
 
 
@@ -45,8 +45,8 @@ def doctor(
     reach. Each finding is pass, warn, fail or info, with what to do. Exit code 1
     when a check fails.
     """
-    from mirror.config import load_config
     from mirror.errors import ConfigError
+    from mirror.settings.config import load_config
 
     settings = load_config(config)
     text = target or settings.target
@@ -61,10 +61,10 @@ def doctor(
         raise typer.Exit(EXIT_FAILED)
 
 
-def run_doctor(config: Config, target: str, repository: str) -> list[Finding]:
+def run_doctor(config: Config, target: str, repository: str) -> list[CheckResult]:
     """Open the registry once per identity and run the checks."""
-    from mirror.connect import host_of, is_acr_registry
-    from mirror.doctor import diagnose
+    from mirror.engine.connect import host_of, is_acr_registry
+    from mirror.engine.doctor import diagnose
     from mirror.transport.store import RegistryLocation, parse_location
 
     registry = config.registry(host_of(target))
@@ -80,11 +80,11 @@ def run_doctor(config: Config, target: str, repository: str) -> list[Finding]:
             pull.client.close()
 
 
-def _side(config: Config, location: RegistryLocation, *, push: bool) -> Side:
-    from mirror.config import BasicLogin
-    from mirror.connect import identity_tokens, open_registry, token_source
-    from mirror.doctor import Side
-    from mirror.transport.acr import AcrTokens
+def _side(config: Config, location: RegistryLocation, *, push: bool) -> Access:
+    from mirror.engine.connect import identity_tokens, open_registry, token_source
+    from mirror.engine.doctor import Access
+    from mirror.transport.acr.tokens import AcrTokens
+    from mirror.transport.identities import BasicLogin
 
     settings = config.registry(location.endpoint.host)
     identity = settings.push if push else settings.pull
@@ -97,7 +97,7 @@ def _side(config: Config, location: RegistryLocation, *, push: bool) -> Side:
     client = open_registry(location, settings, config, push=push, source=source)
     username = identity.username if isinstance(identity, BasicLogin) else settings.username
     tokens = source if isinstance(source, AcrTokens) else None
-    return Side(client, describe, username, tokens)
+    return Access(client, describe, username, tokens)
 
 
 def _origin(settings: object) -> str:
@@ -105,7 +105,7 @@ def _origin(settings: object) -> str:
     return f"user {username}" if username else "docker login or the Azure default credential"
 
 
-def _as_json(finding: Finding) -> dict[str, str]:
+def _as_json(finding: CheckResult) -> dict[str, str]:
     return {
         "check": finding.check,
         "status": finding.status.value,
@@ -114,7 +114,7 @@ def _as_json(finding: Finding) -> dict[str, str]:
     }
 
 
-def _print(findings: list[Finding]) -> None:
+def _print(findings: list[CheckResult]) -> None:
     width = max(len(f.check) for f in findings)
     for finding in findings:
         typer.echo(f"{finding.status.value.upper():<5} {finding.check:<{width}}  {finding.message}")

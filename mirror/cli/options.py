@@ -86,3 +86,8 @@ LedgerOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def count(number: int, word: str, plural: str | None = None) -> str:
+    """`1 tag`, `2 tags`."""
+    return f"{number} {word if number == 1 else plural or word + 's'}"

@@ -13,7 +13,6 @@ import typer
 
 from mirror import logs
 from mirror.cli.app import EXIT_DRIFT, EXIT_FAILED, EXIT_PENDING, app, fail
-from mirror.cli.job import Job
 from mirror.cli.options import (
     AllowBackwardsOption,
     AllTagsOption,
@@ -26,12 +25,15 @@ from mirror.cli.options import (
     SourceOption,
     TargetOption,
 )
-from mirror.connect import acr_metadata, open_store
+from mirror.cli.progress import reporter as make_reporter
+from mirror.engine.connect import acr_metadata, open_store
+from mirror.engine.job import Job
+from mirror.engine.locks import lock_states
+from mirror.engine.observe import observe
+from mirror.engine.plan import TagStep, plan_locks
+from mirror.engine.sync import SyncOutcome
+from mirror.engine.sync import sync as run_sync
 from mirror.errors import MirrorError
-from mirror.plan import TagStep, plan_locks
-from mirror.progress import reporter as make_reporter
-from mirror.sync import SyncOutcome, lock_states, observe
-from mirror.sync import sync as run_sync
 from mirror.transport.store import Store
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TypeAlias
 
 from mirror.deployment.document import Document, JObject, JString
@@ -168,3 +169,20 @@ def _member_separator(document: Document, obj: JObject) -> str:
     previous, current = obj.members[-2], obj.members[-1]
     between = document.text[previous.value.end : current.key_start]
     return between.replace(",", "", 1)
+
+
+class ChangeKind(StrEnum):
+    IMAGE = "image"
+    CREDENTIAL = "credential"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One value the rewrite changed or added; `line` is its line in the input."""
+
+    kind: ChangeKind
+    path: str
+    line: int
+    old: str | None
+    new: str
+    note: str | None = None

@@ -1,12 +1,11 @@
 """Pointing a deployment manifest's images at the mirror.
 
 `rewrite_manifest` walks edgeAgent, edgeHub and every module, asks an injected
-`Resolver` what each mirrored image becomes (`TagResolver` maps the name and keeps the
-tag, offline; `PinningResolver` asks a `VersionLookup` (ledger or registry) for the
-specific version or index digest a tag means), and splices the answers into the text.
-It adds or updates the target's `registryCredentials` entry with placeholders for the
-pull identity. Everything else stays byte-for-byte; what was left alone is reported
-with the reason. A signed manifest is refused.
+`Resolver` what each mirrored image becomes (see `resolvers`), and splices the answers
+into the text. It adds or updates the target's `registryCredentials` entry with
+placeholders for the pull identity (see `credentials`). Everything else stays
+byte-for-byte; what was left alone is reported with the reason. A signed manifest is
+refused.
 
 An image already served from the target is left as it is, except that `--pin
 specific|digest` also pins the ones mirrored from a source (a manifest rewritten
@@ -16,196 +15,23 @@ earlier with tags can be pinned later); the fleet's own images are never touched
 from __future__ import annotations
 
 import difflib
-import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
-from mirror.deployment.document import Document, JString, parse_document
-from mirror.deployment.edits import Edit, Rendered, apply_edits, insert_member, replace_string
-from mirror.deployment.edits import string_literal as _literal
+from mirror.deployment.credentials import credential_edits
+from mirror.deployment.document import JString, parse_document
+from mirror.deployment.edits import Change, ChangeKind, Edit, apply_edits, replace_string
 from mirror.deployment.errors import SignedManifest
 from mirror.deployment.images import ImageKind, ImageString, classify, find_placeholders
+from mirror.deployment.resolvers import PinMode, Resolver, TagResolver, Target, Unresolved
 from mirror.deployment.settings import RewriteSettings
 from mirror.deployment.shape import (
-    REGISTRY_CREDENTIALS,
-    CredentialEntry,
-    Located,
-    Manifest,
+    DeploymentManifest,
     ModuleEntry,
-    Twin,
     load_manifest,
 )
-from mirror.errors import ConfigError
-from mirror.reference import ImageReference, validate_repository
-from mirror.versions import parse_tag
-
-_HOST = re.compile(
-    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?$"
-)
-
-
-class PinMode(StrEnum):
-    TAG = "tag"  # keep the tag as written
-    SPECIFIC = "specific"  # a rolling tag becomes the specific version it means now
-    DIGEST = "digest"  # name@sha256:<index digest>
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The mirror: a registry host and an optional repository path prefix."""
-
-    registry: str
-    prefix: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Target:
-        """`myacr.azurecr.io` or `myacr.azurecr.io/some/prefix` (a scheme is dropped).
-
-        The host must look like a registry (a dot, a port, or `localhost`): anything else
-        would make the image strings name a Docker Hub namespace instead.
-        """
-        bare = re.sub(r"^[a-z]+://", "", text.strip()).strip("/")
-        host, _, path = bare.partition("/")
-        if not _HOST.match(host) or not ("." in host or ":" in host or host == "localhost"):
-            raise ConfigError(f"not a registry host: {text!r} (expected e.g. myacr.azurecr.io)")
-        prefix = path.strip("/")
-        if prefix:
-            validate_repository(prefix)
-        return cls(host.lower(), prefix)
-
-    def __str__(self) -> str:
-        return f"{self.registry}/{self.prefix}" if self.prefix else self.registry
-
-    def repository_for(self, source_repository: str) -> str:
-        return f"{self.prefix}/{source_repository}" if self.prefix else source_repository
-
-    @property
-    def credential_name(self) -> str:
-        """Default name of the registryCredentials entry: the registry's name
-        (`myacr` for myacr.azurecr.io; `10-0-0-5` for an address such as 10.0.0.5:5000)."""
-        host = self.registry.split(":")[0]
-        if host.replace(".", "").isdigit():
-            return host.replace(".", "-")
-        return host.split(".")[0]
-
-    def holds(self, image: ImageString) -> bool:
-        return image.registry is not None and image.registry.lower() == self.registry
-
-
-def format_image(registry: str, repository: str, tag: str | None, digest: str | None) -> str:
-    """An image string edgeAgent accepts: `name@digest` if pinned, else `name:tag`."""
-    name = f"{registry}/{repository}"
-    if digest:
-        return f"{name}@{digest}"
-    return f"{name}:{tag}" if tag else name
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    image: str
-
-
-@dataclass(frozen=True, slots=True)
-class Unresolved:
-    reason: str
-
-
-Resolution = Resolved | Unresolved
-
-
-class Resolver(Protocol):
-    """Decides what a mirrored source image becomes in the target."""
-
-    def __call__(self, source: ImageString, pin: PinMode) -> Resolution: ...
-
-
-class VersionLookup(Protocol):
-    """What a tag of a source repository means now (from the ledger or the registry)."""
-
-    def specific_tag(self, source: ImageReference) -> str | None: ...
-
-    def index_digest(self, source: ImageReference) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class TagResolver:
-    """`--pin tag`, offline: the same tag (or digest) under the target's name.
-
-    For `specific` and `digest` it answers only what needs no lookup: a tag that is
-    already specific, or a digest already written.
-    """
-
-    target: Target
-
-    def __call__(self, source: ImageString, pin: PinMode) -> Resolution:
-        if source.repository is None:
-            return Unresolved("the repository name is a placeholder")
-        repository = self.target.repository_for(source.repository)
-        if source.digest:
-            return Resolved(format_image(self.target.registry, repository, None, source.digest))
-        if pin is PinMode.TAG:
-            return Resolved(format_image(self.target.registry, repository, source.tag, None))
-        if source.literal_tag is None:
-            return Unresolved(f"--pin {pin} needs a literal tag; this one is a placeholder")
-        if pin is PinMode.SPECIFIC and parse_tag(source.literal_tag).names_release:
-            return Resolved(format_image(self.target.registry, repository, source.tag, None))
-        what = "specific version" if pin is PinMode.SPECIFIC else "index digest"
-        return Unresolved(
-            f"the {what} of {source.text} needs the ledger or the registry (not offline)"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PinningResolver:
-    """`--pin specific|digest` through a `VersionLookup`; `--pin tag` as `TagResolver`.
-
-    `origin` names where the lookup looks (e.g. the target registry) in the reason
-    given when it has no answer.
-    """
-
-    target: Target
-    lookup: VersionLookup
-    origin: str = ""
-
-    def __call__(self, source: ImageString, pin: PinMode) -> Resolution:
-        offline = TagResolver(self.target)(source, pin)
-        if isinstance(offline, Resolved) or source.reference is None:
-            return offline
-        assert source.repository is not None
-        repository = self.target.repository_for(source.repository)
-        if pin is PinMode.SPECIFIC:
-            tag = self.lookup.specific_tag(source.reference)
-            if tag is None:
-                return Unresolved(f"no specific version is known for {source.text}{self._in}")
-            return Resolved(format_image(self.target.registry, repository, tag, None))
-        digest = self.lookup.index_digest(source.reference)
-        if digest is None:
-            return Unresolved(f"no index digest is known for {source.text}{self._in}")
-        return Resolved(format_image(self.target.registry, repository, None, digest))
-
-    @property
-    def _in(self) -> str:
-        return f" in {self.origin}" if self.origin else ""
-
-
-class ChangeKind(StrEnum):
-    IMAGE = "image"
-    CREDENTIAL = "credential"
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One value the rewrite changed or added; `line` is its line in the input."""
-
-    kind: ChangeKind
-    path: str
-    line: int
-    old: str | None
-    new: str
-    note: str | None = None
+from mirror.reference import ImageReference
 
 
 class Reason(StrEnum):
@@ -277,7 +103,7 @@ def _redact(line: str, hidden: list[str]) -> str:
     return line
 
 
-def secret_literals(manifest: Manifest) -> tuple[str, ...]:
+def secret_literals(manifest: DeploymentManifest) -> tuple[str, ...]:
     """The JSON literals (as written, quotes included) of every credential password in
     `manifest` that is not a placeholder: what a printed diff must not show."""
     found = []
@@ -291,7 +117,7 @@ def secret_literals(manifest: Manifest) -> tuple[str, ...]:
 
 
 def rewrite_manifest(
-    manifest: Manifest,
+    manifest: DeploymentManifest,
     target: Target,
     *,
     pin: PinMode = PinMode.TAG,
@@ -319,9 +145,9 @@ def rewrite_manifest(
             changes.append(change)
             on_target = True
     if settings.credentials and on_target:
-        credential_edits, credential_changes = _credential(manifest, target, settings)
-        edits += credential_edits
-        changes += credential_changes
+        entry_edits, entry_changes = credential_edits(manifest, target, settings)
+        edits += entry_edits
+        changes += entry_changes
     text = apply_edits(manifest.document.text, edits)
     return RewriteResult(manifest.file, manifest.document.text, text, tuple(changes), tuple(left))
 
@@ -359,7 +185,7 @@ def rewritten_references(
     return tuple(dict.fromkeys(r for r in references if r is not None))
 
 
-def _refuse_signed(manifest: Manifest) -> None:
+def _refuse_signed(manifest: DeploymentManifest) -> None:
     blocks = manifest.integrity
     if blocks:
         line = manifest.line(blocks[0])
@@ -373,7 +199,7 @@ def _refuse_signed(manifest: Manifest) -> None:
 
 
 def _rewrite_image(
-    manifest: Manifest,
+    manifest: DeploymentManifest,
     module: ModuleEntry,
     *,
     target: Target,
@@ -455,117 +281,3 @@ def _mirrored_source(
             found = classify(name + reference)
             return found if found.kind is image.kind else None
     return None
-
-
-def _credential(
-    manifest: Manifest, target: Target, settings: RewriteSettings
-) -> tuple[list[Edit], list[Change]]:
-    name = _entry_name(manifest, settings, target)
-    wanted = {
-        "username": settings.username_variable,
-        "password": settings.password_variable,
-        "address": target.registry,
-    }
-    entry = _find_entry(manifest, name, target)
-    if entry is not None:
-        return _update_entry(manifest, entry, wanted)
-    if manifest.agent is None:
-        return [], []
-    edit, located = _add_entry(manifest, manifest.agent, name, wanted)
-    change = Change(
-        ChangeKind.CREDENTIAL,
-        f"{located.path}.{name}" if located.path else name,
-        manifest.document.line_of(located.anchor),
-        None,
-        json.dumps(wanted, separators=(", ", ": ")),
-    )
-    return [edit], [change]
-
-
-def _find_entry(manifest: Manifest, name: str, target: Target) -> CredentialEntry | None:
-    """The entry for the target: the one with its address, else the one named `name`."""
-    by_address = [c for c in manifest.credentials if _host(c.text("address")) == target.registry]
-    by_name = [c for c in manifest.credentials if c.name == name]
-    return next(iter(by_address or by_name), None)
-
-
-def _entry_name(manifest: Manifest, settings: RewriteSettings, target: Target) -> str:
-    """The configured name, or the registry's name unless another registry's entry has it."""
-    if settings.credential_name:
-        return settings.credential_name
-    taken = {
-        c.name
-        for c in manifest.credentials
-        if c.text("address") and _host(c.text("address")) != target.registry
-    }
-    name, number = target.credential_name, 1
-    while name in taken:
-        number += 1
-        name = f"{target.credential_name}{number}"
-    return name
-
-
-def _host(address: str | None) -> str | None:
-    if address is None:
-        return None
-    return re.sub(r"^[a-z]+://", "", address.strip().lower()).strip("/")
-
-
-def _update_entry(
-    manifest: Manifest, entry: CredentialEntry, wanted: dict[str, str]
-) -> tuple[list[Edit], list[Change]]:
-    node = entry.located.obj
-    if node is None:
-        return [], []
-    edits, changes = [], []
-    for key, value in wanted.items():
-        found = entry.field(key)
-        if found is not None and found.text == value:
-            continue
-        path = f"{entry.located.path}.{key}"
-        if found is None:
-            edits.append(insert_member(manifest.document, node, key, value))
-            line = manifest.line(entry.located)
-            changes.append(Change(ChangeKind.CREDENTIAL, path, line, None, value))
-            continue
-        edits.append(_replace_value(manifest.document, found, value))
-        old = found.text if found.text is not None else manifest.document.source(found.node)
-        changes.append(Change(ChangeKind.CREDENTIAL, path, manifest.line(found), old, value))
-    return edits, changes
-
-
-def _replace_value(document: Document, located: Located, value: str) -> Edit:
-    if isinstance(located.node, JString):
-        return replace_string(document, located.node, value)
-    return Edit(located.node.start, located.node.end, _literal(value))
-
-
-def _add_entry(
-    manifest: Manifest, agent: Twin, name: str, entry: dict[str, str]
-) -> tuple[Edit, Located]:
-    """Insert the entry at the deepest existing object on the registryCredentials path."""
-    segments = REGISTRY_CREDENTIALS
-    for depth in range(len(segments), 1, -1):
-        parent = agent.find(*segments[:depth])
-        if parent is not None and parent.obj is not None:
-            value = _nest(segments[depth:], name, entry)
-            key, inner = next(iter(value.items()))
-            edit = insert_member(manifest.document, parent.obj, key, inner)
-            path = ".".join((parent.path, *segments[depth:]))
-            return edit, Located(parent.node, path, parent.anchor)
-    if manifest.is_layered:
-        key = ".".join((*segments, name))
-        edit = insert_member(manifest.document, agent.node, key, entry)
-        path = f"{agent.located.path}.{'.'.join(segments)}"
-        return edit, Located(agent.node, path, agent.located.anchor)
-    inner = _nest(segments[3:], name, entry)
-    edit = insert_member(manifest.document, agent.node, "properties.desired", {"runtime": inner})
-    path = f"{agent.located.path}.{'.'.join(segments)}"
-    return edit, Located(agent.node, path, agent.located.anchor)
-
-
-def _nest(keys: Iterable[str], name: str, entry: dict[str, str]) -> dict[str, Rendered]:
-    value: dict[str, Rendered] = {name: entry}
-    for key in reversed(tuple(keys)):
-        value = {key: value}
-    return value

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mirror.versions import Line, Tag, Version
+from mirror.governance.versions import Line, Tag, Version
 
 AGENT_REPOSITORY = "azureiotedge-agent"
 HUB_REPOSITORY = "azureiotedge-hub"

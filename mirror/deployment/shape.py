@@ -189,7 +189,7 @@ class CredentialEntry:
 
 
 @dataclass(frozen=True)
-class Manifest:
+class DeploymentManifest:
     """A recognised deployment manifest and what it declares."""
 
     document: Document
@@ -219,7 +219,7 @@ class Manifest:
         return [located for located in found if located is not None]
 
 
-def load_manifest(document: Document, template: bool | None = None) -> Manifest:
+def load_manifest(document: Document, template: bool | None = None) -> DeploymentManifest:
     """Recognise the shape of `document`; `template` forces (or denies) template mode.
 
     Raises `NotADeploymentManifest` when the document holds no deployment at all.
@@ -237,7 +237,7 @@ def load_manifest(document: Document, template: bool | None = None) -> Manifest:
         CredentialEntry(name, located)
         for name, located in (agent.children(*REGISTRY_CREDENTIALS) if agent else {}).items()
     )
-    return Manifest(
+    return DeploymentManifest(
         document=document,
         shape=shape,
         content=content,

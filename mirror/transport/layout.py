@@ -11,21 +11,19 @@ the tag needs is on disk.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from mirror import digest as _digest
 from mirror.errors import ConfigError, ManifestError, NotFound
+from mirror.files import write_atomically
 from mirror.manifest import OCI_INDEX, Descriptor, Manifest
 from mirror.reference import validate_tag
-from mirror.transport.registry import BlobSource, Written
+from mirror.transport.store import BlobSource, Written
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
@@ -71,12 +69,12 @@ class OciLayout:
     def _write_index(self, index: dict[str, Any]) -> None:
         self._prepare()
         data = json.dumps(index, indent=2).encode() + b"\n"
-        _atomic_write(self.root / "index.json", [data])
+        write_atomically(self.root / "index.json", [data])
 
     def _prepare(self) -> None:
         if not (self.root / "oci-layout").exists():
             self.root.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.root / "oci-layout", [json.dumps(LAYOUT_VERSION).encode()])
+            write_atomically(self.root / "oci-layout", [json.dumps(LAYOUT_VERSION).encode()])
 
     def _entries(self, repository: str) -> dict[str, dict[str, Any]]:
         prefix = f"{repository}:"
@@ -177,7 +175,7 @@ class OciLayout:
         path = self._blob_path(descriptor.digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         with source() as chunks:
-            _atomic_write(path, chunks)
+            write_atomically(path, chunks)
         return "uploaded"
 
     def _blob_path(self, digest: str) -> Path:
@@ -193,21 +191,4 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
 def _write_verified(path: Path, data: bytes, digest: str) -> None:
     _digest.check(data, digest, "manifest")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, [data])
-
-
-def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write to a temporary file beside `path`, sync, then rename: `path` is either
-    absent or complete, whatever happens (a failing `chunks` leaves nothing)."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, [data])

@@ -9,12 +9,10 @@ mirror's own wire (`wire.Transport`).
 
 from __future__ import annotations
 
-import ssl
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Literal
+from contextlib import contextmanager
+from typing import Any
 from urllib.parse import quote, urljoin
 
 import httpx
@@ -28,94 +26,10 @@ from mirror.errors import (
 )
 from mirror.manifest import ACCEPT, Descriptor, Manifest
 from mirror.transport.endpoint import Endpoint, RetryPolicy
-from mirror.transport.tls import context_for
-from mirror.transport.wire import Transport
+from mirror.transport.http import PerThread
+from mirror.transport.store import BlobSource, Written
 
-BlobSource = Callable[[], AbstractContextManager[Iterator[bytes]]]
-Written = Literal["present", "mounted", "uploaded"]
 _TAGS_PAGE = 1000
-
-
-def http_client(
-    *,
-    auth: httpx.Auth | None = None,
-    connections: int = 2,
-    verify: ssl.SSLContext | None = None,
-) -> httpx.Client:
-    """A Client tuned for registries: mirror's own wire (`wire.Transport`, keeping up
-    to `connections` idle connections per origin), redirects followed (blob downloads
-    go to storage hosts), no cookies. `verify` is the TLS context (default: certifi's
-    bundle)."""
-    context = verify or context_for()
-    return CookielessClient(
-        auth=auth,
-        transport=Transport(verify=context, keep=connections),
-        follow_redirects=True,
-        timeout=httpx.Timeout(30.0, read=120.0, pool=None),
-        headers={"User-Agent": "mirror"},
-    )
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie store that keeps nothing."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        pass  # Set-Cookie is ignored
-
-    def set_cookie_header(self, request: httpx.Request) -> None:
-        pass  # no Cookie header is ever sent
-
-
-class CookielessClient(httpx.Client):
-    """An `httpx.Client` that neither stores nor sends cookies.
-
-    The distribution API does not use them (Docker's and containers/image's clients
-    keep none), and reading every response's headers for them was an eighth of the
-    CPU time httpx spends per request.
-    """
-
-    def __init__(self, **options: Any) -> None:
-        self._no_cookies = _NoCookies()
-        super().__init__(**options)
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._no_cookies
-
-    @cookies.setter
-    def cookies(self, cookies: object) -> None:
-        pass  # the store keeps nothing, so there is nothing to set
-
-
-class PerThread:
-    """One `httpx.Client` for each thread that asks, all built by `factory`.
-
-    Threads sharing one client contend for its connection pool's lock (and it polls
-    every idle connection under that lock); a client per worker thread, each with
-    its own keep-alive connection, avoids that. The clients share one `httpx.Auth`
-    when the factory gives them the same one, and so share its tokens.
-    """
-
-    def __init__(self, factory: Callable[[], httpx.Client]) -> None:
-        self._factory = factory
-        self._local = threading.local()
-        self._clients: list[httpx.Client] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> httpx.Client:
-        client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is None:
-            client = self._factory()
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
-        return client
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            client.close()
 
 
 class RegistryClient:

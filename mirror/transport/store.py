@@ -6,18 +6,20 @@ value (`host[:port][/prefix]`, `https://host`, `http://127.0.0.1:5000`, `oci:PAT
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from mirror.errors import ConfigError
 from mirror.manifest import Descriptor, Manifest
 from mirror.transport.endpoint import Endpoint
-from mirror.transport.registry import BlobSource, Written
 
 OCI_PREFIX = "oci:"
+
+BlobSource = Callable[[], AbstractContextManager[Iterator[bytes]]]
+Written = Literal["present", "mounted", "uploaded"]
 
 
 class Store(Protocol):

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from mirror.config import Config
-from mirror.connect import acr_metadata, open_store
+from mirror.engine.connect import acr_metadata, open_store
+from mirror.engine.sync import sync
 from mirror.errors import AuthenticationError
-from mirror.sync import select_all, sync
+from mirror.governance.selection import select_all
+from mirror.settings.config import Config
 from mirror.transport.registry import RegistryClient
 from tests.conftest import client_for
 from tests.support.acr_fixtures import AcrSetup

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from mirror.config import Config
-from mirror.connect import open_registry
-from mirror.doctor import Finding, Side, Status, diagnose
-from mirror.transport.acr import AcrTokens
+from mirror.engine.connect import open_registry
+from mirror.engine.doctor import Access, CheckResult, CheckStatus, diagnose
+from mirror.settings.config import Config
+from mirror.transport.acr.tokens import AcrTokens
 from mirror.transport.auth import DistributionTokens, TokenSource
 from mirror.transport.store import RegistryLocation, parse_location
 from tests.support.acr_fixtures import AcrSetup
@@ -30,19 +30,19 @@ REPO = "azureiotedge-agent"
 
 def side(
     acr: AcrSetup, source: TokenSource, describe: str, *, push: bool, username: str | None = None
-) -> Side:
+) -> Access:
     config = Config.model_validate({"registries": {acr.name: {"acr": True}}})
     location = parse_location(acr.url)
     assert isinstance(location, RegistryLocation)
     client = open_registry(location, config.registry(acr.name), config, push=push, source=source)
-    return Side(client, describe, username, source if isinstance(source, AcrTokens) else None)
+    return Access(client, describe, username, source if isinstance(source, AcrTokens) else None)
 
 
-def entra_side(acr: AcrSetup, app: EntraApp, describe: str, *, push: bool) -> Side:
+def entra_side(acr: AcrSetup, app: EntraApp, describe: str, *, push: bool) -> Access:
     return side(acr, AcrTokens(acr.credential(app)), describe, push=push)
 
 
-def by_check(findings: list[Finding]) -> dict[str, Finding]:
+def by_check(findings: list[CheckResult]) -> dict[str, CheckResult]:
     return {finding.check: finding for finding in findings}
 
 
@@ -50,21 +50,21 @@ def test_a_least_privilege_pull_identity_passes(acr: AcrSetup) -> None:
     push = entra_side(acr, acr.push, "push", push=True)
     pull = entra_side(acr, acr.pull, "pull", push=False)
     found = by_check(diagnose(push, pull, REPO, acr=True))
-    assert found["reach"].status is Status.WARN  # plain http on loopback
-    assert found["push-can-push"].status is Status.PASS
-    assert found["pull-can-pull"].status is Status.PASS
-    assert found["pull-least-privilege"].status is Status.PASS
-    assert found["push-can-lock"].status is Status.INFO  # no tags yet
+    assert found["reach"].status is CheckStatus.WARN  # plain http on loopback
+    assert found["push-can-push"].status is CheckStatus.PASS
+    assert found["pull-can-pull"].status is CheckStatus.PASS
+    assert found["pull-least-privilege"].status is CheckStatus.PASS
+    assert found["push-can-lock"].status is CheckStatus.INFO  # no tags yet
     assert "refresh token valid" in found["push-token"].message
     assert "devices must reach" in found["device-endpoints"].message
-    assert not [f for f in found.values() if f.status is Status.FAIL]
+    assert not [f for f in found.values() if f.status is CheckStatus.FAIL]
 
 
 def test_a_pull_identity_that_can_push_fails(acr: AcrSetup) -> None:
     push = entra_side(acr, acr.push, "push", push=True)
     pull = entra_side(acr, acr.pull_can_push, "pull", push=False)
     found = by_check(diagnose(push, pull, REPO, acr=True))
-    assert found["pull-least-privilege"].status is Status.FAIL
+    assert found["pull-least-privilege"].status is CheckStatus.FAIL
     assert "acrPull only" in found["pull-least-privilege"].advice
 
 
@@ -79,7 +79,7 @@ def test_a_repository_token_and_the_admin_user_rule(acr: AcrSetup) -> None:
         username=token.name,
     )
     found = by_check(diagnose(push, pull, REPO, acr=True))
-    assert found["pull-least-privilege"].status is Status.PASS
+    assert found["pull-least-privilege"].status is CheckStatus.PASS
     assert "pull-not-admin" not in found
 
     admin_name = acr.name.split(".")[0]
@@ -93,15 +93,15 @@ def test_a_repository_token_and_the_admin_user_rule(acr: AcrSetup) -> None:
     )
     assert (
         by_check(diagnose(push, looks_admin, REPO, acr=True))["pull-not-admin"].status
-        is Status.FAIL
+        is CheckStatus.FAIL
     )
 
 
 def test_a_push_identity_without_push_fails(acr: AcrSetup) -> None:
     push = entra_side(acr, acr.pull, "push", push=True)
     found = by_check(diagnose(push, None, REPO, acr=True))
-    assert found["push-can-push"].status is Status.FAIL
-    assert found["pull-configured"].status is Status.WARN
+    assert found["push-can-push"].status is CheckStatus.FAIL
+    assert found["pull-configured"].status is CheckStatus.WARN
 
 
 def test_cli_with_real_client_secret_credentials(tmp_path: Path, acr: AcrSetup) -> None:

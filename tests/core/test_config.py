@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mirror.config import BasicLogin, Config, ServicePrincipal, load_config, read_secret
 from mirror.errors import ConfigError
+from mirror.settings.config import Config, load_config
+from mirror.transport.identities import BasicLogin, ServicePrincipal, read_secret
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mirror.errors import ConfigError
-from mirror.transport.credentials import docker_config_path, docker_login
+from mirror.transport.dockerconfig import docker_config_path, docker_login
 
 
 def config(tmp_path: Path, data: object) -> Path:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from mirror.transport.registry import http_client
+from mirror.transport.http import http_client
 from tests.support.entra import BackgroundServer
 
 received: list[dict[bytes, bytes]] = []

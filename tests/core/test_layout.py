@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from mirror import digest
+from mirror.engine.sync import sync
 from mirror.errors import DigestMismatch, NotFound
+from mirror.governance.selection import select_all
 from mirror.manifest import OCI_MANIFEST, Descriptor, Manifest
-from mirror.sync import select_all, sync
 from mirror.transport.layout import OciLayout
 from tests.conftest import client_for
 from tests.support.images import Seeder

@@ -6,9 +6,9 @@ import json
 from datetime import date
 
 from mirror import digest
-from mirror.governance import Action, OnRebuild
+from mirror.engine.plan import Observed, TagStep, plan_content, plan_tags
+from mirror.governance.decide import Action, Governance, OnRebuild
 from mirror.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, Manifest
-from mirror.plan import Governance, Observed, TagStep, plan_content, plan_tags
 
 
 def d(name: str) -> str:

@@ -10,11 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mirror.engine.sync import sync
 from mirror.errors import DigestMismatch, NotFound, RegistryError, Unreachable
+from mirror.governance.selection import select_all
 from mirror.manifest import DOCKER_MANIFEST_LIST, OCI_INDEX
-from mirror.sync import select_all, sync
 from mirror.transport.endpoint import Endpoint, RetryPolicy, retry_after
-from mirror.transport.registry import RegistryClient, http_client
+from mirror.transport.http import http_client
+from mirror.transport.registry import RegistryClient
 from tests.support.faults import Fault, FaultProxy, StorageHost
 from tests.support.images import Seeder
 from tests.support.registry import Registry

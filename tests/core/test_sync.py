@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mirror.copy import CopyResult
-from mirror.governance import Action, OnRebuild
-from mirror.plan import Governance
-from mirror.sync import SyncOutcome, select_all, sync
+from mirror.engine.copy import CopyResult
+from mirror.engine.sync import SyncOutcome, sync
+from mirror.governance.decide import Action, Governance, OnRebuild
+from mirror.governance.selection import select_all
 from mirror.transport.layout import OciLayout
 from mirror.transport.registry import RegistryClient
 from tests.conftest import client_for

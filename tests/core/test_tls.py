@@ -13,10 +13,11 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from mirror import connect
-from mirror.config import Config, RegistrySettings
-from mirror.connect import open_store
+from mirror.engine import connect
+from mirror.engine.connect import open_store
 from mirror.errors import Unreachable
+from mirror.settings.config import Config
+from mirror.settings.registries import RegistrySettings
 from mirror.transport.registry import RegistryClient
 from mirror.transport.tls import TrustOnFirstUse, context_for
 from tests.support.entra import BackgroundServer, TestCA

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from mirror.transport import wire
-from mirror.transport.registry import http_client
+from mirror.transport.http import http_client
 
 Serve = Callable[["ScriptedServer", socket.socket, int], None]  # (server, connection, its number)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mirror.deployment.document import parse_document
-from mirror.deployment.shape import Manifest, load_manifest
+from mirror.deployment.shape import DeploymentManifest, load_manifest
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "deployments"
 EXPECTED = DATA / "expected"
@@ -20,7 +20,9 @@ def corpus() -> list[Path]:
     return sorted(DATA.glob("*.json"))
 
 
-def manifest(text: str, file: str = "deployment.json", template: bool | None = None) -> Manifest:
+def manifest(
+    text: str, file: str = "deployment.json", template: bool | None = None
+) -> DeploymentManifest:
     return load_manifest(parse_document(text, file), template=template)
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-import mirror.cli.deployment  # noqa: F401  (registers the commands)
+import mirror.cli.lint
+import mirror.cli.rewrite  # noqa: F401
 from mirror.cli.app import app
 from mirror.errors import ConfigError
 from tests.deployment.helpers import deployment, dumps

@@ -16,15 +16,16 @@ import pytest
 from mirror.deployment.document import Document, JObject, JString, Member, parse_document
 from mirror.deployment.edits import Edit, apply_edits
 from mirror.deployment.lint.engine import lint_manifest
-from mirror.deployment.rewrite import RewriteResult, Target, rewrite_manifest
-from mirror.deployment.shape import REGISTRY_CREDENTIALS, Manifest, load_manifest
+from mirror.deployment.resolvers import Target
+from mirror.deployment.rewrite import RewriteResult, rewrite_manifest
+from mirror.deployment.shape import REGISTRY_CREDENTIALS, DeploymentManifest, load_manifest
 from tests.deployment.helpers import EXPECTED, REGENERATE, corpus
 
 TARGET = Target.parse("myacr.azurecr.io")
 CORPUS = corpus()
 
 
-def load(data: bytes, name: str) -> Manifest:
+def load(data: bytes, name: str) -> DeploymentManifest:
     return load_manifest(parse_document(data, name))
 
 
@@ -73,7 +74,7 @@ def test_lint_matches_the_golden_file(path: Path) -> None:
     check_golden(EXPECTED / f"{path.stem}.lint.json", rendered.encode())
 
 
-def cut_allowed(manifest: Manifest) -> bytes:
+def cut_allowed(manifest: DeploymentManifest) -> bytes:
     """The text with every image string blanked and the registryCredentials member cut."""
     document = manifest.document
     edits = [
@@ -107,7 +108,7 @@ def member_cut(document: Document, obj: JObject, member: Member) -> Edit:
     return Edit(member.key_start, member.value.end, "")
 
 
-def other_entries(manifest: Manifest) -> dict[str, str]:
+def other_entries(manifest: DeploymentManifest) -> dict[str, str]:
     return {
         c.name: manifest.document.source(c.located.node)
         for c in manifest.credentials

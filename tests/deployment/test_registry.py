@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mirror.deployment.registry import (
-    AvailabilityCheck,
-    RegistryLookup,
-    normalise,
-    specific_candidates,
-)
-from mirror.deployment.rewrite import Target
+from mirror.deployment.availability import AvailabilityCheck, normalise
+from mirror.deployment.lookups import RegistryLookup, specific_candidates
+from mirror.deployment.resolvers import Target
 from mirror.errors import Unreachable
 from mirror.manifest import Platform
 from mirror.reference import ImageReference

@@ -8,19 +8,21 @@ from dataclasses import dataclass
 import pytest
 
 from mirror.deployment.document import parse_document
+from mirror.deployment.edits import ChangeKind
 from mirror.deployment.errors import InvalidJson, NotADeploymentManifest, SignedManifest
 from mirror.deployment.images import ImageString, classify
-from mirror.deployment.rewrite import (
-    ChangeKind,
+from mirror.deployment.resolvers import (
     PinMode,
     PinningResolver,
-    Reason,
     Resolution,
     Resolved,
     TagResolver,
     Target,
     Unresolved,
     format_image,
+)
+from mirror.deployment.rewrite import (
+    Reason,
     rewrite_manifest,
     rewrite_source,
     rewritten_references,

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-import mirror.cli.deployment  # noqa: F401  (registers the commands)
+import mirror.cli.lint
+import mirror.cli.rewrite  # noqa: F401
 from mirror.cli.app import app
 from tests.deployment.helpers import deployment
 from tests.support.images import DOCKER_LIST, OCI_INDEX, Seeder

@@ -10,7 +10,7 @@ from mirror.deployment.runtime import (
     RuntimeLine,
     Support,
 )
-from mirror.versions import TagKind, parse_tag
+from mirror.governance.versions import TagKind, parse_tag
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from mirror.audit import Finding, RepositoryState, Severity, audit, gather
-from mirror.governance import Verdict
-from mirror.ledger import Ledger, Recorded
-from mirror.policy import DEFAULT_POLICY, Policy, evaluate, load_policy, parse_policy
-from mirror.sync import sync
+from mirror.engine.gather import gather
+from mirror.engine.sync import sync
+from mirror.governance.audit import Recorded, RepositoryState, Severity, Violation, audit
+from mirror.governance.policy import DEFAULT_POLICY, Policy, evaluate, load_policy, parse_policy
+from mirror.governance.selection import Verdict
+from mirror.governance.versions import Line
+from mirror.ledger import Ledger
 from mirror.transport.registry import RegistryClient
-from mirror.versions import Line
 from tests.support.images import Seeder
 from tests.support.registry import Registry
 from tests.support.reporting import Quiet
@@ -59,7 +60,7 @@ def found(*states: RepositoryState) -> list[tuple[str, str, Severity]]:
     return [(f.rule, f.tag, f.severity) for f in audit(states)]
 
 
-def only(finding_state: RepositoryState) -> Finding:
+def only(finding_state: RepositoryState) -> Violation:
     findings = audit([finding_state])
     assert len(findings) == 1, findings
     return findings[0]

@@ -22,14 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from mirror.copy import CopyResult
-from mirror.governance import Action
+from mirror.engine.copy import CopyResult
+from mirror.engine.plan import TagStep, TagWrite
+from mirror.engine.sync import sync
+from mirror.governance.decide import Action, Governance
+from mirror.governance.selection import select_all
+from mirror.governance.versions import parse_tag
 from mirror.ledger import Ledger, LedgerError, default_location, place
 from mirror.manifest import Manifest
-from mirror.plan import Governance, TagStep, TagWrite
-from mirror.sync import select_all, sync
 from mirror.transport.registry import RegistryClient
-from mirror.versions import parse_tag
 from tests.support.images import Seeder
 from tests.support.registry import Registry, free_port
 from tests.support.reporting import Quiet

@@ -10,16 +10,8 @@ from pathlib import Path
 import pytest
 
 from mirror.errors import ConfigError
-from mirror.governance import (
-    Action,
-    Decision,
-    OnRebuild,
-    Verdict,
-    decide,
-    derived_tag,
-    rebuilt_from,
-)
-from mirror.policy import (
+from mirror.governance.decide import Action, Decision, OnRebuild, decide, derived_tag, rebuilt_from
+from mirror.governance.policy import (
     Policy,
     evaluate,
     load_policies,
@@ -28,8 +20,9 @@ from mirror.policy import (
     parse_policy,
     selected,
 )
-from mirror.releases import load_feed, parse_feed
-from mirror.versions import Line, TagKind, parse_tag
+from mirror.governance.releases import load_feed, parse_feed
+from mirror.governance.selection import Verdict
+from mirror.governance.versions import Line, TagKind, parse_tag
 
 DATA = Path(__file__).parents[1] / "data" / "governance"
 POLICIES = Path(__file__).parents[2] / "policies"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from mirror.releases import FeedError, embedded_feed, load_feed, parse_feed
-from mirror.versions import Line, Version
+from mirror.governance.releases import FeedError, embedded_feed, load_feed, parse_feed
+from mirror.governance.versions import Line, Version
 
 DATA = Path(__file__).parents[1] / "data" / "governance"
 FEED_PATH = DATA / "product-versions.json"

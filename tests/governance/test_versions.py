@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from mirror.versions import Line, Tag, TagKind, Version, VersionRange, parse_tag, sort_tags
+from mirror.governance.versions import (
+    Line,
+    Tag,
+    TagKind,
+    Version,
+    VersionRange,
+    parse_tag,
+    sort_tags,
+)
 
 DATA = Path(__file__).parents[1] / "data" / "governance"
 
@@ -365,9 +373,9 @@ def every_known_tag() -> list[str]:
 def test_every_reader_of_tags_agrees_with_the_grammar(text: str) -> None:
     """Policy, lint's runtime catalog, rewrite's pins and the registry's pin candidates
     all read a tag through `parse_tag`, so they classify it the same way."""
-    from mirror.deployment.registry import specific_candidates
+    from mirror.deployment.lookups import specific_candidates
     from mirror.deployment.runtime import DEFAULT_CATALOG
-    from mirror.policy import evaluate, parse_policy
+    from mirror.governance.policy import evaluate, parse_policy
 
     tag = parse_tag(text)
     policy = parse_policy(

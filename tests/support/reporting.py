@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 
-from mirror.plan import BlobCopy, ContentPlan, TagWrite
+from mirror.engine.plan import BlobCopy, ContentPlan, TagWrite
 
 
 class Quiet:

@@ -15,7 +15,7 @@ from mirror.deployment.images import ImageString, find_placeholders
 from mirror.deployment.lint.finding import Severity
 from mirror.deployment.runtime import DEFAULT_CATALOG, RuntimeCatalog
 from mirror.deployment.settings import LintSettings
-from mirror.deployment.shape import Located, Manifest, ModuleEntry, Role
+from mirror.deployment.shape import DeploymentManifest, Located, ModuleEntry, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class Issue:
 
 @dataclass(frozen=True)
 class LintContext:
-    manifest: Manifest
+    manifest: DeploymentManifest
     settings: LintSettings
     catalog: RuntimeCatalog = DEFAULT_CATALOG
 

@@ -21,7 +21,7 @@ from mirror.deployment.lint.context import Check, Issue, LintContext
 from mirror.deployment.lint.finding import Finding, Severity, has_errors
 from mirror.deployment.runtime import DEFAULT_CATALOG, RuntimeCatalog
 from mirror.deployment.settings import LintSettings
-from mirror.deployment.shape import Manifest, load_manifest
+from mirror.deployment.shape import DeploymentManifest, load_manifest
 
 CHECKS: dict[str, Check] = {
     **structure.CHECKS,
@@ -33,7 +33,7 @@ CHECKS: dict[str, Check] = {
 
 
 def lint_manifest(
-    manifest: Manifest,
+    manifest: DeploymentManifest,
     settings: LintSettings | None = None,
     catalog: RuntimeCatalog = DEFAULT_CATALOG,
 ) -> list[Finding]:
@@ -51,7 +51,7 @@ def lint_manifest(
     return sorted(findings, key=lambda f: (f.line, f.column, f.rule, f.path))
 
 
-def _grade(manifest: Manifest, issue: Issue, settings: LintSettings) -> Finding | None:
+def _grade(manifest: DeploymentManifest, issue: Issue, settings: LintSettings) -> Finding | None:
     rule = RULES_BY_ID[issue.rule]
     severity = issue.severity or rule.severity
     if settings.profile == "production" and rule.checklist and severity is Severity.WARNING:

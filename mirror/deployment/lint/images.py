@@ -18,7 +18,7 @@ from mirror.deployment.lint.finding import Severity
 from mirror.deployment.runtime import Support
 from mirror.deployment.settings import matches_any
 from mirror.deployment.shape import Located, ModuleEntry, Role
-from mirror.versions import Tag, TagKind, parse_tag
+from mirror.governance.versions import Tag, TagKind, parse_tag
 
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 MUTABLE_TAGS = {"latest", "main", "master", "dev", "develop", "nightly"}

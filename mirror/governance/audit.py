@@ -2,7 +2,8 @@
 
 `audit` is a pure function from what was observed about each repository (the target's
 tags and digests, upstream's, the policy's verdicts, the ledger's records, lock states)
-to `Finding`s; `gather` collects those observations from the stores and the ledger.
+to `Violation`s; `engine.gather` collects those observations from the stores and the
+ledger.
 
 Rules, each finding naming the tag and what to do about it:
 
@@ -28,23 +29,29 @@ Derived tags (`1.5.3-rebuild-20260901`, written for a rebuild under
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from mirror.errors import NotFound
-from mirror.governance import Selector, Verdict, rebuilt_from
-from mirror.ledger import Recorded
-from mirror.versions import Tag, TagKind, parse_tag
+from mirror.governance.decide import rebuilt_from
+from mirror.governance.selection import Verdict
+from mirror.governance.versions import Tag, TagKind, parse_tag
 
 if TYPE_CHECKING:
-    from mirror.ledger import Ledger
-    from mirror.transport.store import Store
+    pass
 
 
 # Verdict reasons of a well-formed tag the policy's scope leaves out (mirror.policy).
 _OUT_OF_SCOPE = ("out of range", "outside versions", "older than the newest", "no policy rule")
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The latest digests the ledger recorded for a tag: upstream, and in the target."""
+
+    source: str | None = None
+    target: str | None = None
 
 
 class Severity(StrEnum):
@@ -53,8 +60,8 @@ class Severity(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem with one target tag, and what to do about it."""
+class Violation:
+    """One target tag that breaks a rule of the audit, and what to do about it."""
 
     rule: str
     severity: Severity
@@ -88,19 +95,19 @@ class RepositoryState:
     locked: Mapping[str, bool] = field(default_factory=dict)
 
 
-def audit(states: Iterable[RepositoryState]) -> list[Finding]:
+def audit(states: Iterable[RepositoryState]) -> list[Violation]:
     """Every finding for every repository, in repository then tag version order."""
     return [finding for state in states for finding in audit_repository(state)]
 
 
-def audit_repository(state: RepositoryState) -> list[Finding]:
-    findings: list[Finding] = []
+def audit_repository(state: RepositoryState) -> list[Violation]:
+    findings: list[Violation] = []
     for text in sorted(state.target, key=lambda t: parse_tag(t).sort_key):
         findings += _audit_tag(state, text)
     return findings
 
 
-def _audit_tag(state: RepositoryState, text: str) -> list[Finding]:
+def _audit_tag(state: RepositoryState, text: str) -> list[Violation]:
     tag = parse_tag(text)
     derived = _is_derived(state, text)
     if not derived:
@@ -118,8 +125,8 @@ def _audit_tag(state: RepositoryState, text: str) -> list[Finding]:
 
 def _finding(
     rule: str, severity: Severity, state: RepositoryState, tag: Tag | str, message: str
-) -> Finding:
-    return Finding(rule, severity, state.repository, str(tag), message)
+) -> Violation:
+    return Violation(rule, severity, state.repository, str(tag), message)
 
 
 def _short(digest: str | None) -> str:
@@ -137,7 +144,7 @@ def _is_derived(state: RepositoryState, text: str) -> bool:
     return origin[0] in state.target or (verdict is not None and verdict.selected)
 
 
-def _convention(state: RepositoryState, tag: Tag) -> Finding | None:
+def _convention(state: RepositoryState, tag: Tag) -> Violation | None:
     verdict = state.verdicts.get(tag.text)
     if verdict is None or verdict.selected or _out_of_scope(verdict):
         return None
@@ -153,7 +160,7 @@ def _out_of_scope(verdict: Verdict) -> bool:
     return any(marker in verdict.reason for marker in _OUT_OF_SCOPE)
 
 
-def _scope(state: RepositoryState, tag: Tag) -> Finding | None:
+def _scope(state: RepositoryState, tag: Tag) -> Violation | None:
     verdict = state.verdicts.get(tag.text)
     if verdict is None or not _out_of_scope(verdict):
         return None
@@ -165,7 +172,7 @@ def _scope(state: RepositoryState, tag: Tag) -> Finding | None:
     return _finding("out-of-policy", Severity.WARNING, state, tag, message)
 
 
-def _unlocked(state: RepositoryState, tag: Tag, derived: bool) -> Finding | None:
+def _unlocked(state: RepositoryState, tag: Tag, derived: bool) -> Violation | None:
     if tag.kind is not TagKind.SPECIFIC and not derived:
         return None
     if state.locked.get(tag.text, True):
@@ -178,10 +185,10 @@ def _unlocked(state: RepositoryState, tag: Tag, derived: bool) -> Finding | None
     return _finding("unlocked", Severity.ERROR, state, tag, message)
 
 
-def _rolling_behind(state: RepositoryState, tag: Tag) -> Finding | None:
+def _rolling_behind(state: RepositoryState, tag: Tag) -> Violation | None:
     if tag.kind is not TagKind.ROLLING:
         return None
-    newest = _newest_of_line(tag, state.upstream)
+    newest = newest_of_line(tag, state.upstream)
     if newest is None or state.target[tag.text] == state.upstream[newest.text]:
         return None
     current = _newest_holding(tag, state.target, state.target[tag.text])
@@ -207,7 +214,8 @@ def _family(rolling: Tag, tags: Iterable[str]) -> list[Tag]:
     ]
 
 
-def _newest_of_line(rolling: Tag, tags: Iterable[str]) -> Tag | None:
+def newest_of_line(rolling: Tag, tags: Iterable[str]) -> Tag | None:
+    """The newest specific tag among `tags` of the rolling tag's line and variant."""
     return max(_family(rolling, tags), key=lambda t: t.sort_key, default=None)
 
 
@@ -216,7 +224,7 @@ def _newest_holding(rolling: Tag, tags: Mapping[str, str], digest: str) -> Tag |
     return max(holding, key=lambda t: t.sort_key, default=None)
 
 
-def _digest(state: RepositoryState, tag: Tag) -> Finding | None:
+def _digest(state: RepositoryState, tag: Tag) -> Violation | None:
     digest = state.target[tag.text]
     record = state.recorded.get(tag.text, Recorded())
     if record.target is not None and record.target != digest:
@@ -248,99 +256,13 @@ def _digest(state: RepositoryState, tag: Tag) -> Finding | None:
 # --- gathering ------------------------------------------------------------------------
 
 
-def gather(
-    source: Store,
-    target: Store,
-    repositories: Sequence[str],
-    select: Selector,
-    *,
-    ledger: Ledger | None = None,
-    target_name: str | None = None,
-    locks: LockStates | None = None,
-    concurrency: int = 8,
-) -> list[RepositoryState]:
-    """Observe each repository: one tag listing per side, one HEAD per target tag, one
-    upstream HEAD per target tag upstream also has and per rolling line's newest tag.
-
-    `target_name` selects the ledger's records of this target (a ledger may be shared).
-    """
-    return [
-        _gather_one(source, target, repo, select, ledger, target_name, locks, concurrency)
-        for repo in repositories
-    ]
-
-
-def _gather_one(
-    source: Store,
-    target: Store,
-    repository: str,
-    select: Selector,
-    ledger: Ledger | None,
-    target_name: str | None,
-    locks: LockStates | None,
-    concurrency: int,
-) -> RepositoryState:
-    from mirror.sync import map_limited
-
-    target_tags, upstream_tags = _tags(target, repository), _tags(source, repository)
-    judged = select(repository, sorted(set(target_tags) | set(upstream_tags)))
-    verdicts = {v.tag: v for v in judged if v.tag in target_tags}
-    wanted = _upstream_wanted(target_tags, upstream_tags)
-
-    def resolve(job: tuple[Store, str]) -> str | None:
-        found = job[0].resolve(repository, job[1])
-        return None if found is None else found.digest
-
-    jobs = [(target, tag) for tag in target_tags] + [(source, tag) for tag in wanted]
-    digests = map_limited(concurrency, resolve, jobs)
-    held = dict(zip(target_tags, digests[: len(target_tags)], strict=True))
-    upstream = dict(zip(wanted, digests[len(target_tags) :], strict=True))
-    recorded = (
-        {} if ledger is None else ledger.recorded(repository, target_tags, target=target_name)
-    )
-    return RepositoryState(
-        repository,
-        {tag: digest for tag, digest in held.items() if digest is not None},
-        {tag: digest for tag, digest in upstream.items() if digest is not None},
-        verdicts,
-        recorded,
-        _lock_states(locks, repository, target_tags),
-    )
-
-
-def _tags(store: Store, repository: str) -> list[str]:
-    try:
-        return store.list_tags(repository)
-    except NotFound:
-        return []
-
-
-def _upstream_wanted(target_tags: Sequence[str], upstream_tags: Sequence[str]) -> list[str]:
-    """Upstream tags the audit needs: the target's, and each rolling line's newest."""
-    present = set(upstream_tags)
-    wanted = {tag for tag in target_tags if tag in present}
-    for text in target_tags:
-        tag = parse_tag(text)
-        if tag.kind is TagKind.ROLLING:
-            newest = _newest_of_line(tag, upstream_tags)
-            if newest is not None:
-                wanted.add(newest.text)
-    return sorted(wanted)
-
-
-def _lock_states(locks: LockStates | None, repository: str, tags: Sequence[str]) -> dict[str, bool]:
-    if locks is None:
-        return {}
-    states = {tag: locks.is_locked(repository, tag) for tag in tags}
-    return {tag: state for tag, state in states.items() if state is not None}
-
-
 __all__ = [
-    "Finding",
     "LockStates",
+    "Recorded",
     "RepositoryState",
     "Severity",
+    "Violation",
     "audit",
     "audit_repository",
-    "gather",
+    "newest_of_line",
 ]

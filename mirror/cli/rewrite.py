@@ -1,19 +1,17 @@
-"""`mirror rewrite` and `mirror lint`: deployment manifests.
+"""`mirror rewrite`: point deployment manifests at the mirror.
 
 `mirror sync` loads this module too, so only typer and the standard library are
 imported here; the deployment logic, the config and the registry client are imported
-when one of these commands runs.
+when the command runs.
 
-Both commands work through their files one by one: a file that cannot be read, is
-not JSON or is not a deployment manifest gets one error line naming it, and the
-other files are still processed. Exit codes: 0 done, 1 a file failed (or, for
-`rewrite --check`, would change; for `lint`, an error finding), 2 bad options or
-config.
+The files are worked through one by one: a file that cannot be read, is not JSON or
+is not a deployment manifest gets one error line naming it, and the other files are
+still processed. Exit codes: 0 done, 1 a file failed (or, with `--check`, would
+change), 2 bad options or config.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,20 +20,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mirror.cli.app import EXIT_FAILED, EXIT_USAGE, app, fail
+from mirror.cli.app import EXIT_FAILED, app, config_error, fail, usage_error
 from mirror.cli.options import ConfigOption
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
-
-    from mirror.config import Config
-    from mirror.deployment.lint.engine import LintReport
-    from mirror.deployment.registry import AvailabilityCheck
-    from mirror.deployment.rewrite import PinMode, Resolver, RewriteResult, Target
-    from mirror.deployment.settings import LintSettings, RewriteSettings
-    from mirror.deployment.shape import Manifest
-    from mirror.errors import ConfigError
+    from mirror.deployment.availability import AvailabilityCheck
+    from mirror.deployment.resolvers import PinMode, Resolver, Target
+    from mirror.deployment.rewrite import RewriteResult
+    from mirror.deployment.settings import RewriteSettings
+    from mirror.deployment.shape import DeploymentManifest
     from mirror.ledger import Ledger
+    from mirror.settings.config import Config
     from mirror.transport.store import Store
 
 
@@ -43,25 +38,6 @@ class Pin(StrEnum):
     tag = "tag"
     specific = "specific"
     digest = "digest"
-
-
-class ReportFormat(StrEnum):
-    text = "text"
-    json = "json"
-    sarif = "sarif"
-
-
-class Profile(StrEnum):
-    default = "default"
-    production = "production"
-
-
-def _usage(message: str) -> typer.Exit:
-    fail(f"error: {message}")
-    return typer.Exit(EXIT_USAGE)
-
-
-# -- rewrite -------------------------------------------------------------------------
 
 
 @app.command(rich_help_panel="Deployments")
@@ -176,12 +152,12 @@ def rewrite(
     written, and the command exits 1.
     """
     if in_place and output is not None:
-        raise _usage("--in-place and --output exclude each other")
+        raise usage_error("--in-place and --output exclude each other")
     if check and (in_place or output is not None):
-        raise _usage("--check writes nothing: drop --in-place / --output")
+        raise usage_error("--check writes nothing: drop --in-place / --output")
     to_stdout = not (in_place or check or diff) or output is not None
     if to_stdout and len(files) > 1:
-        raise _usage(
+        raise usage_error(
             f"{len(files)} files given: standard output and --output take one; "
             "use --in-place, --check or --diff for several"
         )
@@ -215,7 +191,7 @@ class _Done:
     """One file rewritten and checked, ready to be written."""
 
     path: Path
-    manifest: Manifest
+    manifest: DeploymentManifest
     result: RewriteResult
 
     @property
@@ -247,10 +223,11 @@ class _RewriteJob:
         platforms: list[str] | None,
         credentials: bool | None,
     ) -> _RewriteJob:
-        from mirror.config import load_config
-        from mirror.deployment.registry import AvailabilityCheck, RegistryLookup
-        from mirror.deployment.rewrite import PinMode, PinningResolver, TagResolver
+        from mirror.deployment.availability import AvailabilityCheck
+        from mirror.deployment.lookups import RegistryLookup
+        from mirror.deployment.resolvers import PinMode, PinningResolver, TagResolver
         from mirror.deployment.settings import RewriteSettings
+        from mirror.settings.config import load_config
 
         config = load_config(config_path)
         overrides: dict[str, Any] = {}
@@ -267,13 +244,14 @@ class _RewriteJob:
         if offline and pin is Pin.tag:
             return cls(target, settings, PinMode.TAG, TagResolver(target), None, None)
         if offline:  # pin what the ledger says the last syncs found
-            from mirror.ledger import Ledger, LedgerLookup
+            from mirror.deployment.lookups import LedgerLookup
+            from mirror.ledger import Ledger
 
             ledger = Ledger.open(config.ledger)
             recorded = LedgerLookup(ledger, registry or config.target)
             resolver = PinningResolver(target, recorded, origin=f"the ledger {ledger.name}")
             return cls(target, settings, PinMode(pin.value), resolver, None, None, ledger)
-        from mirror.connect import open_store
+        from mirror.engine.connect import open_store
 
         store = open_store(endpoint, config)
         lookup = RegistryLookup(store, target)
@@ -311,8 +289,9 @@ class _RewriteJob:
         return _Done(path, manifest, result)
 
     def _problems(self, result: RewriteResult) -> list[str]:
+        from mirror.deployment.edits import ChangeKind
         from mirror.deployment.images import classify
-        from mirror.deployment.rewrite import ChangeKind, Reason
+        from mirror.deployment.rewrite import Reason
 
         problems = [
             f"{result.file}:{left.line}: {left.detail}"
@@ -340,23 +319,13 @@ def _validate(model: Any, data: dict[str, Any], section: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _config_error(exc, section) from None
-
-
-def _config_error(exc: ValidationError, section: str) -> ConfigError:
-    """The first problem pydantic found, as one line naming the config key."""
-    from mirror.errors import ConfigError
-
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in (section, *first["loc"][:1]))
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return ConfigError(f"{where}: {message}")
+        raise config_error(exc, section) from None
 
 
 def _target(text: str, config: Config) -> tuple[Target, str]:
     """The mirror as it appears in image strings, and the address to reach its registry."""
-    from mirror.connect import host_of
-    from mirror.deployment.rewrite import Target
+    from mirror.deployment.resolvers import Target
+    from mirror.engine.connect import host_of
     from mirror.errors import ConfigError
     from mirror.transport.store import LayoutLocation, parse_location
 
@@ -386,12 +355,12 @@ def _emit(
         return True
     try:
         if output is not None:
-            _write(output, result.encode(), like=None)
+            write_file(output, result.encode(), like=None)
             what = f"rewrote {summary}" if result.changed else "unchanged"
             typer.echo(f"{result.file}: {what}; written to {output}", err=True)
         elif in_place:
             if result.changed:
-                _write(done.path, result.encode(), like=done.path)
+                write_file(done.path, result.encode(), like=done.path)
                 typer.echo(f"{result.file}: rewrote {summary}", err=True)
             else:
                 typer.echo(f"{result.file}: unchanged", err=True)
@@ -407,7 +376,7 @@ def _emit(
 
 
 def _summary(result: RewriteResult, job: _RewriteJob) -> str:
-    from mirror.deployment.rewrite import ChangeKind
+    from mirror.deployment.edits import ChangeKind
 
     images = sum(1 for c in result.changes if c.kind is ChangeKind.IMAGE)
     parts = [f"{images} image{'' if images == 1 else 's'} to {job.target}"] if images else []
@@ -416,190 +385,13 @@ def _summary(result: RewriteResult, job: _RewriteJob) -> str:
     return " and ".join(parts) or "nothing"
 
 
-def _write(path: Path, data: bytes, like: Path | None) -> None:
+def write_file(path: Path, data: bytes, like: Path | None) -> None:
     """Replace `path` with `data` in one step (a reader never sees half a file);
     `like` gives the permission bits to keep."""
-    import tempfile
+    from mirror.files import new_file_mode, write_atomically
 
-    directory = path.parent if str(path.parent) else Path()
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        if like is not None:
-            os.chmod(temporary, like.stat().st_mode & 0o7777)
-        else:
-            os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    mode = like.stat().st_mode & 0o7777 if like is not None else new_file_mode()
+    write_atomically(path, [data], mode=mode)
 
 
 # -- lint ----------------------------------------------------------------------------
-
-
-@app.command(rich_help_panel="Deployments")
-def lint(
-    files: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Deployment manifests (JSON) to check.", metavar="FILE", show_default=False
-        ),
-    ],
-    output_format: Annotated[
-        ReportFormat,
-        typer.Option(
-            "--format",
-            help="text: one line per finding (file:line:column: severity: message, rule id). "
-            "json: a list of findings. sarif: SARIF 2.1.0 for code-scanning uploads.",
-        ),
-    ] = ReportFormat.text,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            help="Write the report to this file. Default: standard output.",
-            show_default=False,
-        ),
-    ] = None,
-    profile: Annotated[
-        Profile | None,
-        typer.Option(
-            "--profile",
-            help="production: the production-checklist warnings become errors. "
-            "Default: lint.profile in the config (default).",
-            show_default=False,
-        ),
-    ] = None,
-    disable: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--disable",
-            metavar="RULE",
-            help="Do not run this rule (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    enable: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--enable",
-            metavar="RULE",
-            help="Run this rule although lint.disabled lists it (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    severity: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--severity",
-            metavar="RULE=LEVEL",
-            help="RULE=LEVEL, LEVEL one of error, warning, info, off (repeatable); "
-            "wins over the profile and the config.",
-            show_default=False,
-        ),
-    ] = None,
-    template: Annotated[
-        bool | None,
-        typer.Option(
-            "--template/--deployable",
-            help="Treat the files as templates (placeholders expected) or as manifests "
-            "ready to deploy. Default: lint.template, else detected per file.",
-            show_default=False,
-        ),
-    ] = None,
-    config: ConfigOption = None,
-) -> None:
-    """Check manifests against what edgeAgent and edgeHub accept and the production checklist.
-
-    Every finding names its rule; rules can be disabled or re-graded in the config
-    (lint.disabled, lint.severity) or for one run. Exit code 1 when a finding is an
-    error or a file could not be linted.
-    """
-    from mirror.deployment.lint.engine import lint_paths
-
-    settings = _lint_settings(config, profile, disable, enable, severity, template)
-    report = lint_paths(files, settings)
-    _report(report, output_format, output)
-    if report.failed:
-        raise typer.Exit(EXIT_FAILED)
-
-
-def _lint_settings(
-    config_path: Path | None,
-    profile: Profile | None,
-    disable: list[str] | None,
-    enable: list[str] | None,
-    severity: list[str] | None,
-    template: bool | None,
-) -> LintSettings:
-    """The config's lint settings with this run's choices on top."""
-    from pydantic import ValidationError
-
-    from mirror.config import load_config
-    from mirror.deployment.lint.catalog import RULE_IDS
-
-    config = load_config(config_path)
-    grades: dict[str, Any] = {}
-    for item in severity or []:
-        rule, equals, level = item.partition("=")
-        if not equals or not rule.strip() or not level.strip():
-            raise _usage(f"--severity {item!r}: write RULE=LEVEL, e.g. mutable-tag=error")
-        grades[rule.strip()] = level.strip().lower()
-    for rule in enable or []:
-        if rule not in RULE_IDS:
-            raise _usage(
-                f"--enable {rule}: unknown lint rule; the rules are: {', '.join(RULE_IDS)}"
-            )
-    base = config.lint
-    if base.private_registry is None:
-        base = base.model_copy(update={"private_registry": _mirror_name(config.target)})
-    try:
-        return base.with_overrides(
-            disable=disable or [],
-            enable=enable or [],
-            severity=grades,
-            profile=profile.value if profile else None,
-            template=template,
-        )
-    except ValidationError as exc:
-        raise _config_error(exc, "lint") from None
-
-
-def _mirror_name(target: str) -> str | None:
-    """The configured target as image strings name it, if it is a registry."""
-    from mirror.deployment.rewrite import Target
-    from mirror.errors import MirrorError
-
-    if target.startswith("oci:"):
-        return None
-    try:
-        return str(Target.parse(target))
-    except MirrorError:
-        return None
-
-
-def _report(report: LintReport, output_format: ReportFormat, output: Path | None) -> None:
-    from mirror.deployment.lint.output import render
-
-    text = render(report.findings, output_format.value, report.errors)
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        try:
-            _write(output, text.encode("utf-8"), like=None)
-        except OSError as exc:
-            fail(f"error: {output}: cannot write: {exc.strerror or exc}")
-            raise typer.Exit(EXIT_FAILED) from None
-    if output is not None or output_format is not ReportFormat.text:
-        for error in report.errors:
-            fail(f"error: {error}")

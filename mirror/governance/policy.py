@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic.types import StrictBool, StrictInt
 
 from mirror.errors import ConfigError
-from mirror.governance import OnRebuild, Verdict
+from mirror.governance.decide import OnRebuild
+from mirror.governance.releases import ReleaseFeed, embedded_feed
+from mirror.governance.selection import Verdict
+from mirror.governance.versions import Line, Tag, Version, VersionRange, parse_tag
 from mirror.reference import validate_repository
-from mirror.releases import ReleaseFeed, embedded_feed
-from mirror.versions import Line, Tag, Version, VersionRange, parse_tag
-from mirror.yamlfile import Location, located, parse_model, read_text, read_yaml
+from mirror.yamlfile import KeyPath, located, parse_model, read_text, read_yaml
 
-DEFAULT_POLICY = Path(__file__).parent / "policies" / "iotedge-runtime.yaml"
+DEFAULT_POLICY = Path(__file__).parents[1] / "policies" / "iotedge-runtime.yaml"
 
 
 # --- the policy model ---------------------------------------------------------------
@@ -71,7 +72,7 @@ Repository = Annotated[str, PlainValidator(_repository)]
 Regex = Annotated[re.Pattern[str], PlainValidator(_regex)]
 
 
-class Rule(BaseModel):
+class PolicyRule(BaseModel):
     """How the tags of some repositories are selected and treated."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -97,9 +98,9 @@ class Policy(BaseModel):
 
     version: Literal[1]
     description: str = ""
-    rules: tuple[Rule, ...] = Field(min_length=1)
+    rules: tuple[PolicyRule, ...] = Field(min_length=1)
 
-    def rule_for(self, repository: str) -> Rule | None:
+    def rule_for(self, repository: str) -> PolicyRule | None:
         """The rule that governs `repository`, if any."""
         return next((rule for rule in self.rules if repository in rule.repositories), None)
 
@@ -135,7 +136,7 @@ def _checked(policy: Policy, source: str, text: str) -> Policy:
     return policy
 
 
-def _overlap(policy: Policy) -> tuple[Location, str] | None:
+def _overlap(policy: Policy) -> tuple[KeyPath, str] | None:
     """A repository governed by two rules, as (location, problem)."""
     owner: dict[str, int] = {}
     for index, rule in enumerate(policy.rules):
@@ -158,10 +159,10 @@ def parse_lines(text: str) -> frozenset[Line]:
 # --- evaluation ---------------------------------------------------------------------
 
 
-Check = Callable[[Rule, Tag, frozenset[Line]], str | None]
+Check = Callable[[PolicyRule, Tag, frozenset[Line]], str | None]
 
 
-def _structure(_rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
+def _structure(_rule: PolicyRule, tag: Tag, _lines: frozenset[Line]) -> str | None:
     if tag.is_latest:
         return "latest is not mirrored"
     if not tag.recognised:
@@ -171,7 +172,7 @@ def _structure(_rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
     return None
 
 
-def _patterns(rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
+def _patterns(rule: PolicyRule, tag: Tag, _lines: frozenset[Line]) -> str | None:
     denied = next((p for p in rule.deny if p.fullmatch(tag.text)), None)
     if denied is not None:
         return f"denied by {denied.pattern!r}"
@@ -180,13 +181,13 @@ def _patterns(rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
     return None
 
 
-def _kind(rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
+def _kind(rule: PolicyRule, tag: Tag, _lines: frozenset[Line]) -> str | None:
     if tag.kind.value not in rule.kinds:
         return f"{tag.kind} tags are not mirrored"
     return None
 
 
-def _variant(rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
+def _variant(rule: PolicyRule, tag: Tag, _lines: frozenset[Line]) -> str | None:
     if tag.prerelease and not rule.prereleases:
         return "pre-release"
     if tag.per_arch and not rule.per_architecture:
@@ -194,7 +195,7 @@ def _variant(rule: Rule, tag: Tag, _lines: frozenset[Line]) -> str | None:
     return None
 
 
-def _range_check(rule: Rule, tag: Tag, lines: frozenset[Line]) -> str | None:
+def _range_check(rule: PolicyRule, tag: Tag, lines: frozenset[Line]) -> str | None:
     if tag.line not in lines:
         return f"line {tag.line} out of range"
     if rule.versions is not None and not rule.versions.admits(tag):
@@ -230,7 +231,7 @@ def evaluate(
 
 
 def resolve_lines(
-    rule: Rule,
+    rule: PolicyRule,
     repository: str,
     *,
     lines: Iterable[Line] | None = None,
@@ -249,7 +250,7 @@ def resolve_lines(
     return current
 
 
-def _screen(rule: Rule, tag: Tag, lines: frozenset[Line]) -> Verdict:
+def _screen(rule: PolicyRule, tag: Tag, lines: frozenset[Line]) -> Verdict:
     for check in _CHECKS:
         reason = check(rule, tag, lines)
         if reason is not None:
@@ -257,7 +258,7 @@ def _screen(rule: Rule, tag: Tag, lines: frozenset[Line]) -> Verdict:
     return Verdict.of(tag, True, f"select: {tag.kind}")
 
 
-def _keep_newest(rule: Rule, verdicts: list[Verdict]) -> list[Verdict]:
+def _keep_newest(rule: PolicyRule, verdicts: list[Verdict]) -> list[Verdict]:
     if rule.keep_newest is None:
         return verdicts
     kept = _newest_versions(verdicts, rule.keep_newest)
@@ -289,7 +290,7 @@ def selected(verdicts: Iterable[Verdict]) -> tuple[Verdict, ...]:
 __all__ = [
     "DEFAULT_POLICY",
     "Policy",
-    "Rule",
+    "PolicyRule",
     "evaluate",
     "load_policies",
     "load_policy",

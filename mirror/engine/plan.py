@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
 
-from mirror.governance import Action, OnRebuild, decide
+from mirror.governance.decide import Action, Governance, OnRebuild, decide
+from mirror.governance.versions import TagKind, parse_tag
 from mirror.manifest import Descriptor, Manifest
-from mirror.versions import TagKind, parse_tag
 
 Needs = tuple[tuple[str, ...], tuple[str, ...]]
 
@@ -56,15 +55,6 @@ class TagStep:
     def pending(self) -> bool:
         """True when the sync will write this tag."""
         return self.action in (Action.CREATE, Action.UPDATE)
-
-
-@dataclass(frozen=True, slots=True)
-class Governance:
-    """How mirrored tags may change: the policy's choices and the run's flags."""
-
-    on_rebuild: Mapping[str, OnRebuild] = field(default_factory=dict)
-    allow_backwards: bool = False
-    today: date | None = None
 
 
 def plan_tags(
@@ -219,6 +209,11 @@ class TagWrite:
     manifest: Manifest
     needs_manifests: tuple[str, ...] = ()
     needs_blobs: tuple[str, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        """The digest written under the tag."""
+        return self.manifest.digest
 
 
 @dataclass(slots=True)

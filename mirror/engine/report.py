@@ -1,33 +1,16 @@
-"""Telling the user what a sync is doing: log lines, or progress bars on a terminal.
+"""What a run tells a job's log: one structured line per blob, tag and failure.
 
-`LogReporter` writes one structured line per event (logfmt or JSON, see `logs`) for
-cron jobs, CI logs and containers; `progress_bars.ProgressReporter` draws rich
-progress bars (imported only when a terminal wants them). Both implement
-`copy.CopyReporter`.
+`LogReporter` is the `copy.CopyReporter` for cron jobs, CI logs, containers and the
+service (logfmt or JSON, see `mirror.logs`); the command line draws progress bars
+instead on a terminal (`cli/progress.py`).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from mirror.copy import BlobOutcome, CopyReporter, describe
+from mirror.engine.copy import describe
+from mirror.engine.plan import BlobCopy, ContentPlan, TagWrite
 from mirror.logs import get_logger
-from mirror.plan import BlobCopy, ContentPlan, TagWrite
-
-
-class Reporter(CopyReporter, Protocol):
-    def __enter__(self) -> Reporter: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-
-def reporter(bars: bool) -> Reporter:
-    """Progress bars when `bars`, else log lines."""
-    if bars:
-        from mirror.progress_bars import ProgressReporter
-
-        return ProgressReporter()
-    return LogReporter()
+from mirror.transport.store import Written
 
 
 class LogReporter:
@@ -54,7 +37,7 @@ class LogReporter:
     def bytes_copied(self, count: int) -> None:
         return None
 
-    def blob_done(self, copy: BlobCopy, outcome: BlobOutcome) -> None:
+    def blob_done(self, copy: BlobCopy, outcome: Written) -> None:
         self.log.info(
             f"blob.{outcome}",
             repository=copy.repository,

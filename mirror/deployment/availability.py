@@ -1,104 +1,25 @@
-"""What the target registry holds: pins looked up in it, and rewritten images checked.
+"""Whether rewritten images can be pulled from the target, on every platform the fleet needs.
 
-Both work through a `Store` handed in by the caller (a registry client opened on the
-target's host, with no repository prefix, so that the full repository path of an
-image string is the path asked for); nothing here opens a connection itself.
-
-- `RegistryLookup` is a `VersionLookup` over the target: the index digest a tag has
-  there, and the specific tag of the same line (`1.5` -> `1.5.3`) that has the same
-  digest, tried newest first. Another lookup (a ledger) can take its place.
-- `AvailabilityCheck` resolves a rewritten reference in the target, reads its index
-  and tells which of the platforms the fleet needs are missing.
+`AvailabilityCheck` resolves a rewritten reference in the target (through a `Store`
+the caller opened), reads its index and tells which of the wanted platforms are
+missing; a single-platform image's platform is read from its config blob.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mirror.deployment.rewrite import Target
-from mirror.errors import MirrorError, NotFound, Unreachable
+from mirror.errors import MirrorError, Unreachable
 from mirror.manifest import Descriptor, Platform
 from mirror.reference import ImageReference
-from mirror.versions import TagKind, Version, parse_tag
 
 if TYPE_CHECKING:
     from mirror.transport.store import Store
 
+
 _CONFIG_LIMIT = 4 * 1024 * 1024
-
-
-@dataclass
-class RegistryLookup:
-    """`VersionLookup` answered by the target registry (what `mirror sync` put there).
-
-    Answers are cached for the lifetime of the object, so that many manifests naming
-    the same image cost one round of requests.
-    """
-
-    store: Store
-    target: Target
-    _resolved: dict[tuple[str, str], Descriptor | None] = field(default_factory=dict)
-    _tags: dict[str, list[str]] = field(default_factory=dict)
-
-    def index_digest(self, source: ImageReference) -> str | None:
-        """The digest `source`'s tag (or digest) resolves to in the target."""
-        found = self._resolve(self._repository(source), source.reference)
-        return found.digest if found else None
-
-    def specific_tag(self, source: ImageReference) -> str | None:
-        """The newest specific tag in the target with the digest the rolling tag has there."""
-        if source.tag is None:
-            return None
-        repository = self._repository(source)
-        rolling = self._resolve(repository, source.tag)
-        if rolling is None:
-            return None
-        for tag in specific_candidates(source.tag, self._list(repository)):
-            found = self._resolve(repository, tag)
-            if found is not None and found.digest == rolling.digest:
-                return tag
-        return None
-
-    def _repository(self, source: ImageReference) -> str:
-        return self.target.repository_for(source.repository)
-
-    def _resolve(self, repository: str, reference: str) -> Descriptor | None:
-        key = (repository, reference)
-        if key not in self._resolved:
-            self._resolved[key] = self.store.resolve(repository, reference)
-        return self._resolved[key]
-
-    def _list(self, repository: str) -> list[str]:
-        if repository not in self._tags:
-            try:
-                self._tags[repository] = self.store.list_tags(repository)
-            except NotFound:
-                self._tags[repository] = []
-        return self._tags[repository]
-
-
-def specific_candidates(rolling: str, tags: Iterable[str]) -> list[str]:
-    """The specific version tags that `rolling` may stand for, newest first.
-
-    For a line tag (`1.5`, `1.5-linux-arm32v7`): the specific versions of that line
-    with the same platform suffix. For any other tag (`latest`): every specific
-    version tag. Releases sort before release candidates of the same version.
-    """
-    wanted = parse_tag(rolling)
-    if wanted.kind is TagKind.SPECIFIC:
-        return []
-    found: list[tuple[Version, str]] = []
-    for text in tags:
-        tag = parse_tag(text)
-        if tag.version is None or tag.debug:
-            continue
-        if wanted.kind is TagKind.ROLLING and (tag.line, tag.arch) != (wanted.line, wanted.arch):
-            continue
-        found.append((tag.version, text))
-    return [text for _, text in sorted(found, reverse=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,10 @@ from typing import Protocol
 import httpx
 
 from mirror.digest import verified
+from mirror.engine.plan import BlobCopy, ContentPlan, ManifestCopy, TagWrite
 from mirror.errors import AuthenticationError, MirrorError, NotFound
-from mirror.plan import BlobCopy, ContentPlan, ManifestCopy, TagWrite
 from mirror.transport.endpoint import RetryPolicy
-from mirror.transport.registry import Written
-from mirror.transport.store import Store
+from mirror.transport.store import Store, Written
 
 BlobOutcome = Written
 Key = tuple[str, str, str]  # ("blob" | "manifest", repository, digest)

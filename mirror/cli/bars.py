@@ -17,8 +17,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from mirror.copy import BlobOutcome, describe
-from mirror.plan import BlobCopy, ContentPlan, TagWrite
+from mirror.engine.copy import describe
+from mirror.engine.plan import BlobCopy, ContentPlan, TagWrite
+from mirror.transport.store import Written
 
 
 class _AmountColumn(ProgressColumn):
@@ -67,7 +68,7 @@ class ProgressReporter:
         if self._bytes is not None:
             self.progress.advance(self._bytes, count)
 
-    def blob_done(self, copy: BlobCopy, outcome: BlobOutcome) -> None:
+    def blob_done(self, copy: BlobCopy, outcome: Written) -> None:
         if outcome == "present" and copy.mount_from is None and self._bytes is not None:
             self.progress.advance(self._bytes, copy.descriptor.size)
 

@@ -9,15 +9,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mirror.config import Config, load_config
+from mirror.settings.config import Config, load_config
 
 if TYPE_CHECKING:
-    from mirror.policy import Policy
-from mirror.governance import Selector
-from mirror.plan import Governance
+    from mirror.governance.policy import Policy
+from mirror.governance.decide import Governance
+from mirror.governance.selection import Selector, select_all
+from mirror.governance.versions import Line
 from mirror.reference import validate_repository
-from mirror.sync import select_all
-from mirror.versions import Line
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class Job:
 
     @cached_property
     def policy(self) -> Policy:
-        from mirror.policy import DEFAULT_POLICY, load_policy
+        from mirror.governance.policy import DEFAULT_POLICY, load_policy
 
         return load_policy(self.config.policy or DEFAULT_POLICY)
 
@@ -68,7 +67,7 @@ class Job:
         """The policy's selection, or every tag with `--all-tags`."""
         if self.all_tags:
             return select_all
-        from mirror.policy import evaluate
+        from mirror.governance.policy import evaluate
 
         policy = self.policy
         lines = [Line.parse(line) for line in self.config.lines] if self.config.lines else None

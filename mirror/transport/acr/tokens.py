@@ -23,29 +23,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import quote, urljoin, urlsplit
+from collections.abc import Callable, Generator
+from typing import Protocol
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from mirror.errors import AuthenticationError, NotFound, RegistryError
+from mirror.errors import AuthenticationError
+from mirror.transport.acr import API_VERSION
 from mirror.transport.auth import Challenge, Token, jwt_expiry, token_from_response
-from mirror.transport.registry import RegistryClient
 
 ACR_SCOPE = "https://containerregistry.azure.net/.default"
-API_VERSION = "2021-07-01"
-ACR_SUFFIX = ".azurecr.io"
-LOCKED = {"writeEnabled": False, "deleteEnabled": False}
 _REFRESH_MARGIN = 300.0  # renew a refresh token this long before it expires
 _DEFAULT_REFRESH_LIFETIME = 3 * 3600.0
-
-
-def is_acr(host: str) -> bool:
-    """True for `<name>.azurecr.io` (and its sovereign-cloud forms)."""
-    name = host.lower().rsplit(":", 1)[0]
-    return name.endswith((ACR_SUFFIX, ".azurecr.cn", ".azurecr.us", ".azurecr.de"))
 
 
 class EntraToken(Protocol):
@@ -168,97 +158,3 @@ def _field(response: httpx.Response, name: str) -> str:
 
 
 # -- metadata -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Attributes:
-    """A tag's or manifest's changeable attributes."""
-
-    write_enabled: bool
-    delete_enabled: bool
-
-    @property
-    def locked(self) -> bool:
-        return not self.write_enabled and not self.delete_enabled
-
-    @classmethod
-    def from_json(cls, data: Any) -> Attributes:
-        attributes = (data or {}).get("changeableAttributes") or {}
-        return cls(
-            write_enabled=bool(attributes.get("writeEnabled", True)),
-            delete_enabled=bool(attributes.get("deleteEnabled", True)),
-        )
-
-
-class AcrMetadata:
-    """ACR's `/acr/v1` API through a registry client's authenticated connection."""
-
-    def __init__(self, registry: RegistryClient) -> None:
-        self.registry = registry
-        self._states: dict[str, dict[str, Attributes]] = {}
-
-    def _url(self, repository: str, rest: str = "") -> str:
-        name = quote(self.registry.full_name(repository), safe="")
-        return self.registry.url_for(f"/acr/v1/{name}/{rest}")
-
-    def _call(
-        self, method: str, url: str, what: str, json: dict[str, bool] | None = None
-    ) -> httpx.Response:
-        params = {"api-version": API_VERSION}
-        response = self.registry.http.request(method, url, params=params, json=json)
-        if response.status_code == 404:
-            raise NotFound(f"{self.registry.name}: not found: {what}", status=404)
-        if response.status_code in (401, 403):
-            raise AuthenticationError(
-                f"{self.registry.name} refused {what}: the identity needs permission to "
-                "read/write tag attributes (metadata)",
-                status=response.status_code,
-            )
-        if response.status_code != 200:
-            raise RegistryError(
-                f"{self.registry.name} failed {what}: HTTP {response.status_code}",
-                status=response.status_code,
-            )
-        return response
-
-    def tag_states(self, repository: str) -> dict[str, Attributes]:
-        """Every tag's attributes, following `Link` pagination (one request per page)."""
-        url: str | None = self._url(repository, "_tags?n=100")
-        states: dict[str, Attributes] = {}
-        while url is not None:
-            try:
-                response = self._call("GET", url, f"the tags of {repository}")
-            except NotFound:
-                return states
-            for tag in response.json().get("tags") or []:
-                states[str(tag.get("name"))] = Attributes.from_json(tag)
-            link = response.headers.get("Link")
-            url = urljoin(url, link.split(";")[0].strip("<> ")) if link else None
-        return states
-
-    def is_locked(self, repository: str, tag: str) -> bool | None:
-        """Whether `tag` is locked (the audit's `LockStates`); one listing per repository."""
-        if repository not in self._states:
-            self._states[repository] = self.tag_states(repository)
-        attributes = self._states[repository].get(tag)
-        return attributes.locked if attributes is not None else None
-
-    def tag(self, repository: str, tag: str) -> Attributes:
-        response = self._call("GET", self._url(repository, f"_tags/{tag}"), f"{repository}:{tag}")
-        return Attributes.from_json(response.json().get("tag"))
-
-    def touch(self, repository: str, tag: str) -> None:
-        """Write a tag's attributes back unchanged: proves metadata-write permission."""
-        current = self.tag(repository, tag)
-        unchanged = {"writeEnabled": current.write_enabled, "deleteEnabled": current.delete_enabled}
-        url = self._url(repository, f"_tags/{tag}")
-        self._call("PATCH", url, f"writing the attributes of {repository}:{tag}", unchanged)
-
-    def lock(self, repository: str, tag: str, digests: Iterable[str]) -> None:
-        """Lock the manifests (children first, then the index), then the tag."""
-        for digest in digests:
-            url = self._url(repository, f"_manifests/{digest}")
-            self._call("PATCH", url, f"locking {repository}@{digest}", LOCKED)
-        self._call(
-            "PATCH", self._url(repository, f"_tags/{tag}"), f"locking {repository}:{tag}", LOCKED
-        )

@@ -9,7 +9,7 @@ of registry access, and says what to do about each finding.
 - which endpoints a device must reach (the registry, and the storage host blob
   downloads are redirected to).
 
-Each check gives a `Finding`: pass, warn, fail or info, with advice.
+Each check gives a `CheckResult`: pass, warn, fail or info, with advice.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mirror.errors import AuthenticationError, MirrorError, NotFound
-from mirror.transport.acr import AcrMetadata, AcrTokens
+from mirror.transport.acr.metadata import AcrMetadata
+from mirror.transport.acr.tokens import AcrTokens
 from mirror.transport.registry import RegistryClient
 
 
-class Status(StrEnum):
+class CheckStatus(StrEnum):
     PASS = "pass"  # noqa: S105 - a check result, not a password
     WARN = "warn"
     FAIL = "fail"
@@ -32,15 +33,15 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class CheckResult:
     check: str
-    status: Status
+    status: CheckStatus
     message: str
     advice: str = ""
 
 
 @dataclass(frozen=True)
-class Side:
+class Access:
     """A registry client opened with one identity, and how to name that identity."""
 
     client: RegistryClient
@@ -49,10 +50,10 @@ class Side:
     tokens: AcrTokens | None = None
 
 
-def diagnose(push: Side, pull: Side | None, repository: str, *, acr: bool) -> list[Finding]:
+def diagnose(push: Access, pull: Access | None, repository: str, *, acr: bool) -> list[CheckResult]:
     """Run every check; a check that cannot run says why instead of stopping the rest."""
     findings = [check_reach(push)]
-    if findings[0].status is Status.FAIL:
+    if findings[0].status is CheckStatus.FAIL:
         return findings
     findings.append(check_push(push, repository))
     if acr:
@@ -63,67 +64,73 @@ def diagnose(push: Side, pull: Side | None, repository: str, *, acr: bool) -> li
     return findings
 
 
-def check_reach(side: Side) -> Finding:
+def check_reach(side: Access) -> CheckResult:
     registry = side.client
     try:
         registry.ping()
     except AuthenticationError as error:
-        return Finding("reach", Status.FAIL, str(error), "check the push identity's credentials")
+        return CheckResult(
+            "reach", CheckStatus.FAIL, str(error), "check the push identity's credentials"
+        )
     except MirrorError as error:
-        return Finding("reach", Status.FAIL, str(error), "check the address, DNS and firewall")
+        return CheckResult(
+            "reach", CheckStatus.FAIL, str(error), "check the address, DNS and firewall"
+        )
     if registry.endpoint.scheme != "https":
-        return Finding(
+        return CheckResult(
             "reach",
-            Status.WARN,
+            CheckStatus.WARN,
             f"reached {registry.name} over plain http",
             "use TLS for anything but a test registry on loopback",
         )
-    return Finding("reach", Status.PASS, f"reached {registry.name} over https")
+    return CheckResult("reach", CheckStatus.PASS, f"reached {registry.name} over https")
 
 
-def check_push(side: Side, repository: str) -> Finding:
+def check_push(side: Access, repository: str) -> CheckResult:
     try:
         _try_upload(side.client, repository)
     except AuthenticationError as error:
-        return Finding(
+        return CheckResult(
             "push-can-push",
-            Status.FAIL,
+            CheckStatus.FAIL,
             f"{side.describe} cannot push to {repository}: {error}",
             "assign the push identity the acrPush role on the registry",
         )
-    return Finding("push-can-push", Status.PASS, f"{side.describe} can push to {repository}")
+    return CheckResult(
+        "push-can-push", CheckStatus.PASS, f"{side.describe} can push to {repository}"
+    )
 
 
-def check_metadata(side: Side, repository: str) -> Finding:
+def check_metadata(side: Access, repository: str) -> CheckResult:
     metadata = AcrMetadata(side.client)
     try:
         states = metadata.tag_states(repository)
         if not states:
-            return Finding(
+            return CheckResult(
                 "push-can-lock",
-                Status.INFO,
+                CheckStatus.INFO,
                 f"{repository} has no tags yet: tag locking is checked once it has",
             )
         metadata.touch(repository, next(iter(sorted(states))))
     except MirrorError as error:
-        return Finding(
+        return CheckResult(
             "push-can-lock",
-            Status.FAIL,
+            CheckStatus.FAIL,
             f"{side.describe} cannot change tag attributes: {error}",
             "locking specific tags needs metadata write (e.g. a custom role with "
             "Microsoft.ContainerRegistry/registries/metadata/write), or set "
             "lock_specific_tags: false",
         )
-    return Finding("push-can-lock", Status.PASS, f"{side.describe} can lock tags")
+    return CheckResult("push-can-lock", CheckStatus.PASS, f"{side.describe} can lock tags")
 
 
-def check_pull(push: Side, pull: Side | None, repository: str) -> list[Finding]:
+def check_pull(push: Access, pull: Access | None, repository: str) -> list[CheckResult]:
     host = push.client.endpoint.host
     if pull is None:
         return [
-            Finding(
+            CheckResult(
                 "pull-configured",
-                Status.WARN,
+                CheckStatus.WARN,
                 f"no pull identity is configured for {host}",
                 f"set registries.{host}.pull to the service principal devices use (acrPull)",
             )
@@ -131,18 +138,18 @@ def check_pull(push: Side, pull: Side | None, repository: str) -> list[Finding]:
     findings = [_can_pull(pull, repository), _cannot_push(pull, repository)]
     if pull.describe == push.describe:
         findings.append(
-            Finding(
+            CheckResult(
                 "pull-not-push",
-                Status.FAIL,
+                CheckStatus.FAIL,
                 "devices would use the push identity",
                 "give devices their own service principal with acrPull only",
             )
         )
     if pull.username and pull.username.lower() == host.split(".")[0].lower():
         findings.append(
-            Finding(
+            CheckResult(
                 "pull-not-admin",
-                Status.FAIL,
+                CheckStatus.FAIL,
                 f"the pull identity {pull.username} looks like the registry's admin user",
                 "disable the admin user and use a service principal with acrPull",
             )
@@ -150,37 +157,37 @@ def check_pull(push: Side, pull: Side | None, repository: str) -> list[Finding]:
     return findings
 
 
-def _can_pull(pull: Side, repository: str) -> Finding:
+def _can_pull(pull: Access, repository: str) -> CheckResult:
     try:
         pull.client.list_tags(repository)
     except NotFound:
-        return Finding(
-            "pull-can-pull", Status.PASS, f"{pull.describe} can read {repository} (empty)"
+        return CheckResult(
+            "pull-can-pull", CheckStatus.PASS, f"{pull.describe} can read {repository} (empty)"
         )
     except MirrorError as error:
-        return Finding(
+        return CheckResult(
             "pull-can-pull",
-            Status.FAIL,
+            CheckStatus.FAIL,
             f"{pull.describe} cannot pull {repository}: {error}",
             "assign the pull identity the acrPull role",
         )
-    return Finding("pull-can-pull", Status.PASS, f"{pull.describe} can pull {repository}")
+    return CheckResult("pull-can-pull", CheckStatus.PASS, f"{pull.describe} can pull {repository}")
 
 
-def _cannot_push(pull: Side, repository: str) -> Finding:
+def _cannot_push(pull: Access, repository: str) -> CheckResult:
     try:
         _try_upload(pull.client, repository)
     except AuthenticationError:
-        return Finding(
+        return CheckResult(
             "pull-least-privilege",
-            Status.PASS,
+            CheckStatus.PASS,
             f"{pull.describe} is refused a push (least privilege)",
         )
     except MirrorError as error:
-        return Finding("pull-least-privilege", Status.WARN, f"could not check: {error}")
-    return Finding(
+        return CheckResult("pull-least-privilege", CheckStatus.WARN, f"could not check: {error}")
+    return CheckResult(
         "pull-least-privilege",
-        Status.FAIL,
+        CheckStatus.FAIL,
         f"{pull.describe} can push: a device could overwrite the mirrored images",
         "remove acrPush (and any broader role) from the pull identity; keep acrPull only",
     )
@@ -193,8 +200,8 @@ def _try_upload(registry: RegistryClient, repository: str) -> None:
 
 
 def check_tokens(
-    push: Side, pull: Side | None, now: Callable[[], float] = time.time
-) -> list[Finding]:
+    push: Access, pull: Access | None, now: Callable[[], float] = time.time
+) -> list[CheckResult]:
     findings = []
     for role, side in (("push", push), ("pull", pull)):
         if side is None:
@@ -203,18 +210,18 @@ def check_tokens(
         if expires is not None:
             hours = (expires - now()) / 3600
             findings.append(
-                Finding(
+                CheckResult(
                     f"{role}-token",
-                    Status.INFO,
+                    CheckStatus.INFO,
                     f"{side.describe}: ACR refresh token valid for {hours:.1f} h more "
                     "(mirror renews it before it expires)",
                 )
             )
         else:
             findings.append(
-                Finding(
+                CheckResult(
                     f"{role}-token",
-                    Status.INFO,
+                    CheckStatus.INFO,
                     f"{side.describe}: a password or secret, valid until it is rotated",
                     "track the secret's expiry in Microsoft Entra ID and rotate it before then",
                 )
@@ -222,7 +229,7 @@ def check_tokens(
     return findings
 
 
-def check_endpoints(side: Side, repository: str) -> Finding:
+def check_endpoints(side: Access, repository: str) -> CheckResult:
     registry = side.client
     hosts = [f"{registry.endpoint.host}:443"]
     storage = _storage_host(registry, repository)
@@ -233,9 +240,9 @@ def check_endpoints(side: Side, repository: str) -> Finding:
             "the registry's data endpoints (*.blob.core.windows.net, or "
             "<registry>.<region>.data.azurecr.io with dedicated data endpoints)"
         )
-    return Finding(
+    return CheckResult(
         "device-endpoints",
-        Status.INFO,
+        CheckStatus.INFO,
         "devices must reach " + " and ".join(hosts),
         "open these on port 443 in the devices' firewall and proxy",
     )

@@ -9,21 +9,19 @@ from __future__ import annotations
 import ssl
 from urllib.parse import urlsplit
 
-from mirror.config import (
-    AzureDefault,
-    BasicLogin,
-    Config,
-    EntraIdentity,
-    Identity,
-    RegistrySettings,
-)
 from mirror.errors import ConfigError
-from mirror.transport.acr import AcrMetadata, AcrTokens, EntraCredential, is_acr
+from mirror.settings.config import Config
+from mirror.settings.registries import RegistrySettings
+from mirror.transport.acr import is_acr
+from mirror.transport.acr.metadata import AcrMetadata
+from mirror.transport.acr.tokens import AcrTokens, EntraCredential
 from mirror.transport.auth import DistributionTokens, RegistryAuth, TokenSource
-from mirror.transport.credentials import docker_login
+from mirror.transport.dockerconfig import docker_login
 from mirror.transport.endpoint import Endpoint
+from mirror.transport.http import http_client
+from mirror.transport.identities import AzureDefault, BasicLogin, EntraIdentity, Identity
 from mirror.transport.layout import OciLayout
-from mirror.transport.registry import RegistryClient, http_client
+from mirror.transport.registry import RegistryClient
 from mirror.transport.store import LayoutLocation, RegistryLocation, Store, parse_location
 from mirror.transport.tls import context_for
 
@@ -114,7 +112,7 @@ def identity_tokens(
 
 
 def _entra_tokens(identity: EntraIdentity) -> AcrTokens:
-    from mirror.transport.entra import credential  # imports azure-identity: on demand
+    from mirror.transport.acr.entra import credential
 
     return AcrTokens(credential(identity), describe=identity.describe())
 

@@ -16,15 +16,15 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from mirror.config import (
+from mirror.errors import ConfigError
+from mirror.transport.acr.tokens import EntraCredential
+from mirror.transport.identities import (
     AzureDefault,
     EntraIdentity,
     ManagedIdentity,
     ServicePrincipal,
     WorkloadIdentity,
 )
-from mirror.errors import ConfigError
-from mirror.transport.acr import EntraCredential
 
 PUBLIC_AUTHORITY = "login.microsoftonline.com"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mirror.errors import MirrorError
-from mirror.versions import Line, Version
+from mirror.governance.versions import Line, Version
 
 RELEASE_CHANNELS = ("stable", "lts")
 DOCKER_IMAGE = "dockerImage"

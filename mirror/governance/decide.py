@@ -12,13 +12,13 @@ The policy file that selects tags is `policy.py`; this module needs no policy.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+from mirror.governance.versions import Tag, TagKind, Version, parse_tag
 from mirror.reference import validate_tag
-from mirror.versions import Tag, TagKind, Version, parse_tag
 
 REBUILD_MARK = "-rebuild-"
 _REBUILD_TAG = re.compile(r"(?P<tag>.+)-rebuild-(?P<day>[0-9]{8})(?:-(?P<n>[2-9]|[1-9][0-9]+))?")
@@ -29,29 +29,6 @@ class OnRebuild(StrEnum):
 
     HOLD = "hold"
     MIRROR_AS_DERIVED_TAG = "mirror-as-derived-tag"
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Whether one upstream tag is mirrored, and why.
-
-    `kind` is the tag's class: `specific` (immutable), `rolling` (moves forward) or
-    `other`; `parsed` is the tag as the grammar reads it.
-    """
-
-    tag: str
-    selected: bool
-    reason: str
-    kind: TagKind
-    parsed: Tag
-
-    @classmethod
-    def of(cls, tag: Tag, selected: bool, reason: str) -> Verdict:
-        return cls(tag.text, selected, reason, tag.kind, tag)
-
-
-Selector = Callable[[str, Sequence[str]], Sequence[Verdict]]
-"""What chooses among a repository's upstream tags: a policy's `evaluate`, or all."""
 
 
 class Action(StrEnum):
@@ -255,3 +232,12 @@ def _holding(digest: str, family: Iterable[_Specific]) -> _Specific | None:
     """The newest specific version in `family` with this content."""
     holding = [specific for specific in family if specific.digest == digest]
     return max(holding, key=lambda specific: specific.version, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Governance:
+    """How mirrored tags may change: the policy's choices and the run's flags."""
+
+    on_rebuild: Mapping[str, OnRebuild] = field(default_factory=dict)
+    allow_backwards: bool = False
+    today: date | None = None

@@ -1,0 +1,135 @@
+"""The first phase of a run: what each selected tag points at, on each side.
+
+List the source's tags per repository, let the selector choose, then ask each side
+what a chosen tag points at: a HEAD on each side for tags the target has, one GET by
+tag on the source for tags it does not (their manifest is needed anyway). The target's
+derived tags (`1.5.3-rebuild-20260901`) are resolved too, so a rebuild is mirrored
+under a derived tag only once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mirror.engine.plan import Observed, TagStep, plan_tags
+from mirror.engine.pool import map_limited
+from mirror.errors import NotFound
+from mirror.governance.decide import Action, Governance, rebuilt_from
+from mirror.governance.selection import Selector
+from mirror.manifest import Manifest
+from mirror.transport.store import Store
+
+
+@dataclass
+class Observation:
+    """What `observe` found: per-tag states, the tags the selector skipped, the
+    target's earlier derived tags (`1.5.3-rebuild-20260901`) with their digests, and
+    the source manifests already fetched (of tags the target does not have)."""
+
+    observed: list[Observed] = field(default_factory=list)
+    skipped: list[TagStep] = field(default_factory=list)
+    derived: dict[str, dict[str, str]] = field(default_factory=dict)
+    fetched: dict[tuple[str, str], Manifest] = field(default_factory=dict)
+
+    def steps(self, governance: Governance | None = None) -> list[TagStep]:
+        """The plan for every tag: decisions for the observed, the skipped as they are."""
+        decided = plan_tags(self.observed, governance, self.derived)
+        return decided + sorted(self.skipped, key=lambda s: (s.repository, s.tag))
+
+    def present(self) -> set[tuple[str, str]]:
+        """(repository, digest) of the manifests target tags already point at."""
+        present = {(o.repository, o.target.digest) for o in self.observed if o.target}
+        present |= {(r, d) for r, tags in self.derived.items() for d in tags.values()}
+        return present
+
+
+def observe(
+    source: Store,
+    target: Store,
+    repositories: Sequence[str],
+    select: Selector,
+    *,
+    concurrency: int = 8,
+) -> Observation:
+    """Tag listings, selection, and what each selected tag points at on each side."""
+    found = Observation()
+    source_tags, target_listed = _listings(source, target, repositories, concurrency)
+    wanted: list[tuple[str, str]] = []
+    for repo in repositories:
+        for verdict in select(repo, source_tags[repo]):
+            if verdict.selected:
+                wanted.append((repo, verdict.tag))
+            else:
+                skip = TagStep(repo, verdict.tag, Action.SKIP, verdict.reason, kind=verdict.kind)
+                found.skipped.append(skip)
+
+    in_target = {(repo, tag) for repo, tags in target_listed.items() for tag in tags}
+
+    def look(job: tuple[str, str]) -> tuple[Observed, Manifest | None]:
+        """One HEAD on each side; a tag new to the target is fetched from the source
+        at once instead (one GET: its manifest is needed anyway)."""
+        repo, tag = job
+        if job in in_target:
+            return Observed(repo, tag, source.resolve(repo, tag), target.resolve(repo, tag)), None
+        manifest = _manifest_or_none(source, repo, tag)
+        descriptor = manifest.descriptor() if manifest is not None else None
+        return Observed(repo, tag, descriptor, None), manifest
+
+    for observed, manifest in map_limited(concurrency, look, wanted):
+        found.observed.append(observed)
+        if manifest is not None:
+            found.fetched[(observed.repository, manifest.digest)] = manifest
+    found.derived = _derived_tags(target, target_listed, set(wanted), concurrency)
+    return found
+
+
+def _listings(
+    source: Store, target: Store, repositories: Sequence[str], concurrency: int
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Tag lists of every repository on both sides, fetched together. A repository
+    missing from the source is an error; missing from the target, it is empty."""
+
+    def listing(job: tuple[bool, str]) -> list[str]:
+        from_source, repo = job
+        return source.list_tags(repo) if from_source else _tags_or_none(target, repo)
+
+    jobs = [(True, repo) for repo in repositories] + [(False, repo) for repo in repositories]
+    lists = map_limited(concurrency, listing, jobs)
+    count = len(repositories)
+    return (
+        dict(zip(repositories, lists[:count], strict=True)),
+        dict(zip(repositories, lists[count:], strict=True)),
+    )
+
+
+def _derived_tags(
+    target: Store, listed: dict[str, list[str]], wanted: set[tuple[str, str]], concurrency: int
+) -> dict[str, dict[str, str]]:
+    """Digests of the target's derived tags whose original tag is selected."""
+    derived = [
+        (repo, tag)
+        for repo, tags in listed.items()
+        for tag in tags
+        if (origin := rebuilt_from(tag)) is not None and (repo, origin[0]) in wanted
+    ]
+    resolved = map_limited(concurrency, lambda job: target.resolve(*job), derived)
+    found: dict[str, dict[str, str]] = {}
+    for (repo, tag), descriptor in zip(derived, resolved, strict=True):
+        if descriptor is not None:
+            found.setdefault(repo, {})[tag] = descriptor.digest
+    return found
+
+
+def _manifest_or_none(store: Store, repository: str, tag: str) -> Manifest | None:
+    try:
+        return store.get_manifest(repository, tag)
+    except NotFound:  # deleted since the tag listing
+        return None
+
+
+def _tags_or_none(store: Store, repository: str) -> list[str]:
+    try:
+        return store.list_tags(repository)
+    except NotFound:
+        return []

@@ -1,0 +1,87 @@
+"""One sync run: observe both sides, plan, fetch manifests, copy, lock.
+
+    observe  list source tags per repository, let the selector choose, then ask
+             each side what a chosen tag points at: a HEAD on each side for tags the
+             target has, one GET by tag on the source for tags it does not (their
+             manifest is needed anyway)
+    plan     `plan.plan_tags` decides per tag, `plan.plan_content` lists the content
+    fetch    GET the remaining manifests of the tags to write (each digest once)
+    copy     `copy.Copier` applies the content plan
+    lock     on ACR, the specific tags are locked (`plan.plan_locks`, `locks`)
+
+Each phase is a module of this package (`observe`, `plan`, `fetch`, `copy`, `locks`);
+this one runs them in order.
+
+A sync with nothing to do therefore costs one tag listing per repository and one
+HEAD per chosen tag on each side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mirror.engine.copy import Copier, CopyReporter, CopyResult
+from mirror.engine.fetch import fetch_manifests
+from mirror.engine.locks import LockResult, apply_locks, lock_states
+from mirror.engine.observe import observe
+from mirror.engine.plan import ContentPlan, LockStep, TagStep, plan_content, plan_locks
+from mirror.engine.pool import LOOKUPS
+from mirror.governance.decide import Governance
+from mirror.governance.selection import Selector, select_all
+from mirror.transport.acr.metadata import AcrMetadata
+from mirror.transport.store import Store
+
+
+@dataclass
+class SyncOutcome:
+    """What a run decided (`steps`), planned (`content`, `locks`) and did."""
+
+    steps: list[TagStep]
+    content: ContentPlan
+    result: CopyResult
+    locks: list[LockStep] = field(default_factory=list)
+    locking: LockResult = field(default_factory=LockResult)
+
+    @property
+    def locked(self) -> list[tuple[str, str]]:
+        return self.locking.locked
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """Every step that failed, copying or locking: (what, why)."""
+        return self.result.failures + self.locking.failures
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def drift(self) -> bool:
+        return any(step.drift for step in self.steps)
+
+
+def sync(
+    source: Store,
+    target: Store,
+    repositories: Sequence[str],
+    reporter: CopyReporter,
+    *,
+    select: Selector = select_all,
+    governance: Governance | None = None,
+    concurrency: int = 8,
+    metadata: AcrMetadata | None = None,
+) -> SyncOutcome:
+    """Observe, plan, copy; then, on ACR (`metadata`), lock the specific tags."""
+    lookups = max(concurrency, LOOKUPS)
+    observation = observe(source, target, repositories, select, concurrency=lookups)
+    steps = observation.steps(governance)
+    manifests = fetch_manifests(source, steps, concurrency=lookups, known=observation.fetched)
+    content = plan_content(steps, manifests, observation.present())
+    result = Copier(source, target, reporter, concurrency=concurrency).apply(content)
+    outcome = SyncOutcome(steps, content, result)
+    if metadata is not None:
+        outcome.locks = plan_locks(steps, lock_states(metadata, repositories, concurrency))
+        written = {(write.repository, write.tag) for write in result.tags}
+        outcome.locking = apply_locks(target, metadata, outcome.locks, written, concurrency)
+    return outcome

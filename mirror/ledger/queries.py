@@ -1,0 +1,96 @@
+"""Every SQL statement the ledger runs, as constant text with `:named` parameters.
+
+No statement is assembled at run time: values are always bound, never formatted into
+the text. A filter that a question may leave open (`target` when one ledger serves
+several mirrors, `tag` for a whole repository) is written as
+`(CAST(:x AS TEXT) IS NULL OR x = :x)`: the cast lets PostgreSQL type a NULL
+parameter, and SQLite reads it as it is.
+"""
+
+from __future__ import annotations
+
+INSERT_RUN = """INSERT INTO mirror_runs
+    (id, source, target, started, finished, steps, written, drift)
+    VALUES (:id, :source, :target, :started, :finished, :steps, :written, :drift)"""
+
+INSERT_OBSERVATION = """INSERT INTO mirror_observations
+    (run_id, target, repository, tag, seen, source_digest, target_digest, action, reason,
+     kind, drift)
+    VALUES (:run_id, :target, :repository, :tag, :seen, :source_digest, :target_digest,
+     :action, :reason, :kind, :drift)"""
+
+INSERT_WRITE = """INSERT INTO mirror_writes (run_id, target, repository, tag, digest, mirrored)
+    VALUES (:run_id, :target, :repository, :tag, :digest, :mirrored)"""
+
+# Observations that looked at the tag (the selector's skips carry no digest on either side).
+LATEST_LOOK_BEFORE = """SELECT seen, source_digest, target_digest FROM mirror_observations
+    WHERE repository = :repository AND tag = :tag
+      AND (source_digest IS NOT NULL OR target_digest IS NOT NULL)
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+      AND seen <= :when
+    ORDER BY seen DESC LIMIT 1"""
+
+LATEST_WRITE_BEFORE = """SELECT mirrored, digest FROM mirror_writes
+    WHERE repository = :repository AND tag = :tag
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+      AND mirrored <= :when
+    ORDER BY mirrored DESC LIMIT 1"""
+
+LAST_MIRRORED = """SELECT MAX(mirrored) FROM mirror_writes
+    WHERE repository = :repository AND tag = :tag AND digest = :digest
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+      AND mirrored <= :when"""
+
+NEWEST_SOURCE_DIGEST = """SELECT seen, source_digest FROM mirror_observations
+    WHERE repository = :repository AND tag = :tag AND source_digest IS NOT NULL
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+    ORDER BY seen DESC LIMIT 1"""
+
+NEWEST_TARGET_DIGEST = """SELECT seen, target_digest FROM mirror_observations
+    WHERE repository = :repository AND tag = :tag AND target_digest IS NOT NULL
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+    ORDER BY seen DESC LIMIT 1"""
+
+NEWEST_WRITE = """SELECT mirrored, digest FROM mirror_writes
+    WHERE repository = :repository AND tag = :tag
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+    ORDER BY mirrored DESC LIMIT 1"""
+
+DRIFT_EVENTS = """SELECT repository, tag, target_digest, source_digest, MIN(seen) AS first_seen,
+      MAX(seen), COUNT(*)
+    FROM mirror_observations
+    WHERE drift = 1
+      AND (CAST(:repository AS TEXT) IS NULL OR repository = :repository)
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+    GROUP BY repository, tag, target_digest, source_digest
+    ORDER BY first_seen"""
+
+TAGS = """SELECT DISTINCT tag FROM mirror_observations
+    WHERE repository = :repository
+      AND (source_digest IS NOT NULL OR target_digest IS NOT NULL)
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+    UNION SELECT DISTINCT tag FROM mirror_writes
+    WHERE repository = :repository
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)"""
+
+LOOKS = """SELECT tag, seen, source_digest, target_digest FROM mirror_observations
+    WHERE repository = :repository
+      AND (source_digest IS NOT NULL OR target_digest IS NOT NULL)
+      AND (CAST(:tag AS TEXT) IS NULL OR tag = :tag)
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)"""
+
+WRITES = """SELECT tag, mirrored, digest FROM mirror_writes
+    WHERE repository = :repository
+      AND (CAST(:tag AS TEXT) IS NULL OR tag = :tag)
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)"""
+
+TAGS_WITH_SOURCE_DIGEST = """SELECT DISTINCT tag FROM mirror_observations
+    WHERE repository = :repository AND source_digest = :digest
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)"""
+
+TAGS_WITH_TARGET_DIGEST = """SELECT DISTINCT tag FROM mirror_observations
+    WHERE repository = :repository AND target_digest = :digest
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+    UNION SELECT DISTINCT tag FROM mirror_writes
+    WHERE repository = :repository AND digest = :digest
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)"""

@@ -1,0 +1,104 @@
+"""The ledger's tables, and the ordered migrations that build and upgrade them.
+
+Each `Migration` moves the schema from the version before it to its own; a ledger
+records its version in `mirror_schema`, and `migrate` applies, in order and in the
+caller's write transaction, every migration it has not seen. A ledger written by a
+newer mirror is refused rather than misread. The DDL is portable (SQLite and
+PostgreSQL): text ids (uuid4 run ids), timestamps as fixed-width ISO-8601 UTC text (so
+they sort as they compare), no autoincrement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mirror.ledger.storage import LedgerError
+
+if TYPE_CHECKING:
+    from mirror.ledger.storage import Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """The statements that bring the schema to `version`."""
+
+    version: int
+    summary: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "runs, what each run saw of every tag, and what it wrote",
+        (
+            """CREATE TABLE IF NOT EXISTS mirror_runs (
+                id TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                target TEXT NOT NULL,
+                started TEXT NOT NULL,
+                finished TEXT NOT NULL,
+                steps INTEGER NOT NULL,
+                written INTEGER NOT NULL,
+                drift INTEGER NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS mirror_observations (
+                run_id TEXT NOT NULL REFERENCES mirror_runs (id),
+                target TEXT NOT NULL,
+                repository TEXT NOT NULL,
+                tag TEXT NOT NULL,
+                seen TEXT NOT NULL,
+                source_digest TEXT,
+                target_digest TEXT,
+                action TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                kind TEXT,
+                drift INTEGER NOT NULL
+            )""",
+            """CREATE INDEX IF NOT EXISTS mirror_observations_by_tag
+                ON mirror_observations (repository, tag, seen)""",
+            """CREATE INDEX IF NOT EXISTS mirror_observations_by_source
+                ON mirror_observations (repository, source_digest)""",
+            """CREATE INDEX IF NOT EXISTS mirror_observations_by_target
+                ON mirror_observations (repository, target_digest)""",
+            """CREATE TABLE IF NOT EXISTS mirror_writes (
+                run_id TEXT NOT NULL REFERENCES mirror_runs (id),
+                target TEXT NOT NULL,
+                repository TEXT NOT NULL,
+                tag TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                mirrored TEXT NOT NULL
+            )""",
+            """CREATE INDEX IF NOT EXISTS mirror_writes_by_tag
+                ON mirror_writes (repository, tag, mirrored)""",
+            """CREATE INDEX IF NOT EXISTS mirror_writes_by_digest
+                ON mirror_writes (repository, digest)""",
+        ),
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+_CREATE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS mirror_schema (version INTEGER NOT NULL)"
+_SELECT_VERSION = "SELECT MAX(version) FROM mirror_schema"
+_INSERT_VERSION = "INSERT INTO mirror_schema (version) VALUES (:version)"
+_DELETE_OLDER_VERSIONS = "DELETE FROM mirror_schema WHERE version < :version"
+
+
+def migrate(tx: Transaction) -> int:
+    """Bring the schema up to `SCHEMA_VERSION`; return the version found before."""
+    tx.execute(_CREATE_VERSION_TABLE)
+    rows = tx.fetch(_SELECT_VERSION)
+    found = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+    if found > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger has schema version {found}; this mirror knows up to "
+            f"{SCHEMA_VERSION}: upgrade mirror"
+        )
+    for migration in MIGRATIONS:
+        if migration.version > found:
+            for statement in migration.statements:
+                tx.execute(statement)
+            tx.execute(_INSERT_VERSION, {"version": migration.version})
+            tx.execute(_DELETE_OLDER_VERSIONS, {"version": migration.version})
+    return found

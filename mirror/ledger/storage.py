@@ -1,0 +1,228 @@
+"""Where the ledger is kept: a SQLite file through the standard library, or any database
+SQLAlchemy reaches by URL (PostgreSQL for a ledger shared by several mirrors).
+
+Both run the same SQL text with `:named` parameters (see `queries`). SQLite runs in WAL
+mode with a busy timeout and `BEGIN IMMEDIATE`, so concurrent runs wait for each other
+instead of failing; SQLAlchemy is imported only for a URL. A reading command on a
+ledger that does not exist finds nothing and creates nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from mirror.errors import MirrorError
+
+BUSY_SECONDS = 60.0
+_BUSY_TIMEOUT = "PRAGMA busy_timeout = 60000"  # BUSY_SECONDS, in milliseconds
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+Row = tuple[Any, ...]
+Params = Mapping[str, object]
+
+
+class LedgerError(MirrorError):
+    """The ledger could not be opened, read or written."""
+
+
+def default_location(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_STATE_HOME/mirror/ledger.sqlite`, else `~/.local/state/mirror/ledger.sqlite`."""
+    env = os.environ if environ is None else environ
+    state = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "mirror" / "ledger.sqlite"
+
+
+class Transaction(Protocol):
+    def execute(self, sql: str, params: Params | None = None) -> None: ...
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None: ...
+
+    def fetch(self, sql: str, params: Params | None = None) -> list[Row]: ...
+
+
+class Backend(Protocol):
+    name: str
+    errors: tuple[type[BaseException], ...]
+
+    def ready(self) -> bool: ...
+
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+
+    def fetch(self, sql: str, params: Params) -> list[Row]: ...
+
+    def close(self) -> None: ...
+
+
+class _SqliteTransaction:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        self._connection.execute(sql, params or {})
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        if rows:
+            self._connection.executemany(sql, rows)
+
+    def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
+        return self._connection.execute(sql, params or {}).fetchall()
+
+
+class SqliteFile:
+    """A SQLite file through the standard library, connected on first use.
+
+    Reading a ledger that does not exist finds nothing and creates nothing; the first
+    write creates the file and its directories.
+    """
+
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        self._connection: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
+            )
+            connection.execute(_BUSY_TIMEOUT)
+            connection.execute("PRAGMA journal_mode = WAL")
+            self._connection = connection
+        return self._connection
+
+    def ready(self) -> bool:
+        if self._connection is None and not self.path.exists():
+            return False
+        found = self._connect().execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'mirror_schema'"
+        )
+        return found.fetchone() is not None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        connection = self._connect()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SqliteTransaction(connection)
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def fetch(self, sql: str, params: Params) -> list[Row]:
+        return self._connect().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class _SqlAlchemyTransaction:
+    def __init__(self, connection: Any, text: Callable[[str], Any]) -> None:
+        self._connection = connection
+        self._text = text
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        self._connection.execute(self._text(sql), dict(params or {}))
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        if rows:
+            self._connection.execute(self._text(sql), [dict(row) for row in rows])
+
+    def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
+        result = self._connection.execute(self._text(sql), dict(params or {}))
+        return [tuple(row) for row in result]
+
+
+class SqlAlchemyDatabase:
+    """Any database SQLAlchemy reaches by URL (PostgreSQL for a shared ledger)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import sqlalchemy
+        except ImportError:
+            raise LedgerError(
+                "a ledger URL needs SQLAlchemy (pip install sqlalchemy) and the database's "
+                "driver; a plain file path needs neither"
+            ) from None
+        self._sa = sqlalchemy
+        self.errors: tuple[type[BaseException], ...] = (sqlalchemy.exc.SQLAlchemyError, OSError)
+        try:
+            parsed = sqlalchemy.engine.make_url(url)
+            self.name = parsed.render_as_string(hide_password=True)
+            self._file = _sqlite_path(parsed)
+            self.engine = sqlalchemy.create_engine(parsed, **_engine_options(parsed))
+        except (sqlalchemy.exc.ArgumentError, ImportError) as exc:
+            raise LedgerError(f"ledger URL {url.rpartition('@')[2]!r}: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            _immediate_transactions(sqlalchemy, self.engine)
+
+    def ready(self) -> bool:
+        if self._file is not None and not self._file.exists():
+            return False
+        return bool(self._sa.inspect(self.engine).has_table("mirror_schema"))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        if self._file is not None:
+            self._file.parent.mkdir(parents=True, exist_ok=True)
+        with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":
+                # Writers take turns, so concurrent first runs do not race on migrations.
+                connection.execute(self._sa.text("SELECT pg_advisory_xact_lock(8151)"))
+            yield _SqlAlchemyTransaction(connection, self._sa.text)
+
+    def fetch(self, sql: str, params: Params) -> list[Row]:
+        with self.engine.connect() as connection:
+            return _SqlAlchemyTransaction(connection, self._sa.text).fetch(sql, params)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_path(url: Any) -> Path | None:
+    """The file of a `sqlite:///PATH` URL (None for other databases and `:memory:`)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def _engine_options(url: Any) -> dict[str, Any]:
+    if url.get_backend_name() == "sqlite":
+        return {"connect_args": {"timeout": BUSY_SECONDS}}
+    return {"pool_pre_ping": True}
+
+
+def _immediate_transactions(sqlalchemy: Any, engine: Any) -> None:
+    """SQLite through SQLAlchemy: WAL, and BEGIN IMMEDIATE so writers queue up."""
+
+    def connect(connection: Any, _record: Any) -> None:
+        connection.isolation_level = None
+        connection.execute(_BUSY_TIMEOUT)
+        connection.execute("PRAGMA journal_mode = WAL")
+
+    def begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    sqlalchemy.event.listen(engine, "connect", connect)
+    sqlalchemy.event.listen(engine, "begin", begin)
+
+
+def open_backend(location: str | None) -> Backend:
+    """A SQLite file path, a SQLAlchemy URL, or None for the default file."""
+    if location is None:
+        return SqliteFile(default_location())
+    if _URL.match(location):
+        return SqlAlchemyDatabase(location)
+    return SqliteFile(Path(location).expanduser())

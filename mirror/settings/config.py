@@ -1,0 +1,107 @@
+"""The `mirror.yaml` settings, validated once at load (pydantic); defaults live here.
+
+    version: 1
+    source: mcr.microsoft.com              # registry, or oci:PATH
+    target: oci:./mirror-store             # registry, or oci:PATH
+    repositories: [azureiotedge-agent, azureiotedge-hub]
+    policy: policies/iotedge-runtime.yaml  # which tags are mirrored, and how (default: shipped)
+    lines: ["1.6"]                         # runtime lines to mirror (default: the release feed's)
+    concurrency: 8
+    ledger: /var/lib/mirror/ledger.sqlite  # or a SQLAlchemy URL (postgresql://...)
+    rewrite: {...}                         # `mirror rewrite` (see mirror/deployment/settings.py)
+    lint: {...}                            # `mirror lint`
+    registries:                            # per-registry settings, keyed by host[:port]
+      registry.example.com:
+        insecure: true                     # allow plain http to a non-loopback host
+        ca_bundle: /etc/ssl/my-ca.pem
+        username: mirror
+        password_env: MIRROR_REGISTRY_PASSWORD
+      myacr.azurecr.io:
+        push:                              # what `mirror sync` pushes with (acrPush)
+          type: service-principal
+          tenant_id: ...
+          client_id: ...
+          client_secret_env: MIRROR_PUSH_SECRET
+        pull: {type: basic, username: <app id>, password_env: MIRROR_PULL_SECRET}  # devices
+
+Secrets are never stored in the file: a password is named by the environment
+variable that holds it, and read (as a `SecretStr`) only when a registry is opened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from mirror.deployment.settings import LintSettings, RewriteSettings
+from mirror.governance.versions import Line
+from mirror.reference import validate_repository
+from mirror.settings.registries import RegistrySettings
+from mirror.yamlfile import Settings, load_model
+
+DEFAULT_SOURCE = "mcr.microsoft.com"
+DEFAULT_TARGET = "oci:./mirror-store"
+DEFAULT_REPOSITORIES = ("azureiotedge-agent", "azureiotedge-hub")
+CONFIG_FILE = "mirror.yaml"
+
+
+class Config(Settings):
+    version: Literal[1] = 1
+    source: str = DEFAULT_SOURCE
+    target: str = DEFAULT_TARGET
+    repositories: tuple[str, ...] = DEFAULT_REPOSITORIES
+    policy: Path | None = None
+    lines: tuple[str, ...] | None = None
+    concurrency: int = Field(default=8, ge=1, le=64)
+    ledger: str | None = Field(
+        default=None,
+        description="SQLite file or SQLAlchemy URL; default: $XDG_STATE_HOME/mirror/ledger.sqlite",
+    )
+    registries: dict[str, RegistrySettings] = Field(default_factory=dict)
+    rewrite: RewriteSettings = Field(default_factory=RewriteSettings)
+    lint: LintSettings = Field(default_factory=LintSettings)
+
+    @field_validator("registries")
+    @classmethod
+    def _hosts(cls, value: dict[str, RegistrySettings]) -> dict[str, RegistrySettings]:
+        """Keys are `host[:port]`, matched case-insensitively (as DNS names are)."""
+        hosts: dict[str, RegistrySettings] = {}
+        for host, settings in value.items():
+            key = host.strip().lower()
+            if key in hosts:
+                raise ValueError(f"{host} is listed twice (host names ignore case)")
+            hosts[key] = settings
+        return hosts
+
+    @field_validator("lines")
+    @classmethod
+    def _lines(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            for line in value:
+                Line.parse(line)
+        return value
+
+    @field_validator("repositories")
+    @classmethod
+    def _repositories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one repository")
+        for name in value:
+            validate_repository(name)
+        return value
+
+    def registry(self, host: str) -> RegistrySettings:
+        """Settings for `host` (exact `host[:port]` key), or the defaults."""
+        return self.registries.get(host.lower(), RegistrySettings())
+
+
+def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
+    """`path` if given, else `mirror.yaml` in the working directory if present, else defaults."""
+    if path is None:
+        candidate = (cwd or Path.cwd()) / CONFIG_FILE
+        if not candidate.exists():
+            return Config()
+        path = candidate
+    return load_model(path, Config, what="config")
