@@ -16,9 +16,28 @@ from mirror.transport.endpoint import Endpoint, RetryPolicy
 from mirror.transport.http import http_client
 from mirror.transport.registry import RegistryClient
 from tests.support.images import Seeder
-from tests.support.registry import Registry
+from tests.support.postgres import PostgresServer
+from tests.support.registry import Registry, ServerGuard
 
 pytest_plugins = ["tests.support.acr_fixtures"]
+
+# Fixtures that start a server process: a test using one is in the `registry` tier.
+SERVER_FIXTURES = frozenset({"upstream", "target", "acr", "acr_factory", "postgres"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts a server `registry`, so that `pytest -m "not registry"`
+    is the fast tier; `ServerGuard` catches a test that starts one some other way."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.registry)
+
+
+@pytest.fixture(autouse=True)
+def server_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    ServerGuard.allowed = request.node.get_closest_marker("registry") is not None
+    yield
+    ServerGuard.allowed = True
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +45,14 @@ def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test (and the `mirror` processes it starts) keeps its state, such as the
     ledger, in its own temporary directory, never in the user's home."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session; tests create their own databases in it."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -20,6 +20,21 @@ import httpx
 import yaml
 
 REGISTRY_BIN = os.environ.get("REGISTRY_BIN", "/usr/bin/docker-registry")
+
+
+class ServerGuard:
+    """Whether the running test may start a server process: only one marked `registry`
+    (set per test by an autouse fixture in `tests/conftest.py`), so that the fast tier,
+    `pytest -m "not registry"`, never starts one by accident."""
+
+    allowed = True
+
+    @classmethod
+    def check(cls, what: str) -> None:
+        if not cls.allowed:
+            raise RuntimeError(f"this test starts {what}: mark it @pytest.mark.registry")
+
+
 _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 
 
@@ -87,6 +102,7 @@ class Registry:
         return _merged(config, self.extra_config)
 
     def start(self) -> Registry:
+        ServerGuard.check("a docker-registry")
         if not Path(REGISTRY_BIN).exists():
             raise RuntimeError(
                 f"{REGISTRY_BIN} not found: install Debian's docker-registry package"

@@ -1,5 +1,5 @@
-"""`mirror sync` recording into the ledger, `mirror history` and `mirror tags audit`, run as
-a user runs them: a subprocess against real registries, its exit code, what it prints."""
+"""`mirror sync` recording into the ledger, and `mirror history`, run as a user runs
+them: a subprocess against real registries, its exit code, what it prints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -45,22 +44,6 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 def sync_args(upstream: Registry, target: Registry, ledger: Path, *extra: str) -> list[str]:
     return [
         "sync",
-        "--source",
-        upstream.url,
-        "--target",
-        target.url,
-        "--repo",
-        AGENT,
-        "--ledger",
-        str(ledger),
-        *extra,
-    ]
-
-
-def audit_args(upstream: Registry, target: Registry, ledger: Path, *extra: str) -> list[str]:
-    return [
-        "tags",
-        "audit",
         "--source",
         upstream.url,
         "--target",
@@ -223,41 +206,3 @@ def test_a_ledger_that_cannot_be_written_fails_the_run_but_keeps_its_result(
     assert "event=sync.done" in result.stderr
     assert "tags_written=3" in result.stderr
     assert target_seeder.tags(AGENT) == ["1.5", "1.5.2", "1.5.3"]
-
-
-def audit_json(result: subprocess.CompletedProcess[str]) -> list[tuple[Any, ...]]:
-    document = json.loads(result.stdout)
-    return [(f["rule"], f["tag"], f["severity"]) for f in document["findings"]]
-
-
-def test_tags_audit_against_real_registries(
-    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder
-) -> None:
-    ledger = tmp_path / "ledger.sqlite"
-    seed(seeder)
-    seeder.tag(AGENT, "1.5.3", "latest")
-    assert mirror(*sync_args(upstream, target, ledger), cwd=tmp_path).returncode == 0
-
-    clean = mirror(*audit_args(upstream, target, ledger), cwd=tmp_path)
-    assert clean.returncode == 0, clean.stderr
-    assert "no findings: 3 tags in 1 repository follow the policy" in clean.stdout
-
-    seeder.push_release(AGENT, "1.5.4")
-    seeder.tag(AGENT, "1.5.4", "1.5")
-    behind = mirror(*audit_args(upstream, target, ledger), cwd=tmp_path)
-    strict = mirror(*audit_args(upstream, target, ledger, "--fail-on", "warning"), cwd=tmp_path)
-    assert behind.returncode == 0
-    assert strict.returncode == 1
-    assert "warning  azureiotedge-agent:1.5  rolling-behind" in behind.stdout
-    assert "0 errors, 1 warning in 3 tags in 1 repository" in behind.stdout
-
-    target_seeder.push_release(AGENT, "latest", salt="by hand")
-    target_seeder.push_release(AGENT, "1.5.2", salt="tampered")
-    failing = mirror(*audit_args(upstream, target, ledger, "-o", "json"), cwd=tmp_path)
-    assert failing.returncode == 1
-    assert audit_json(failing) == [
-        ("tampered", "1.5.2", "error"),
-        ("rolling-behind", "1.5", "warning"),
-        ("convention", "latest", "error"),
-    ]
-    assert json.loads(failing.stdout)["errors"] == 2

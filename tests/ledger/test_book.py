@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
-import shutil
 import sqlite3
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,6 +28,7 @@ from mirror.ledger import Ledger, LedgerError, default_location, place
 from mirror.manifest import Manifest
 from mirror.transport.registry import RegistryClient
 from tests.support.images import Seeder
+from tests.support.postgres import PostgresServer
 from tests.support.registry import Registry, free_port
 from tests.support.reporting import Quiet
 
@@ -45,57 +42,17 @@ SOURCE = "mcr.microsoft.com"
 # --- where the ledger lives -----------------------------------------------------------
 
 
-def _pg_tool(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(candidates[-1]) if candidates else None
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[str]:
-    """A PostgreSQL server on 127.0.0.1 for this module (skipped when not installed)."""
-    pytest.importorskip("psycopg")
-    initdb, pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL server binaries not installed")
-    root = Path(tempfile.mkdtemp(prefix="mirror-ledger-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", free_port()
-    subprocess.run(
-        [*run_as, initdb, "-D", str(data), "--auth=trust", "-U", "mirror"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k '' -h 127.0.0.1"
-    start = [*run_as, pg_ctl, "-D", str(data), "-w", "-l", str(root / "log"), "-o", options]
-    subprocess.run([*start, "start"], check=True, capture_output=True)
-    yield f"127.0.0.1:{port}"
-    subprocess.run([*run_as, pg_ctl, "-D", str(data), "-w", "-m", "fast", "stop"], check=False)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def _postgres_database(server: str) -> str:
-    import psycopg
-
-    name = f"ledger_{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(f"postgresql://mirror@{server}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    return f"postgresql+psycopg://mirror@{server}/{name}"
-
-
-@pytest.fixture(params=["file", "sqlite-url", "postgresql"])
+@pytest.fixture(
+    params=["file", "sqlite-url", pytest.param("postgresql", marks=pytest.mark.registry)]
+)
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where the ledger lives: a file path, a SQLAlchemy sqlite URL, or PostgreSQL."""
     if request.param == "file":
         return str(tmp_path / "state" / "mirror" / "ledger.sqlite")
     if request.param == "sqlite-url":
         return f"sqlite:///{tmp_path}/url-state/ledger.sqlite"
-    return _postgres_database(request.getfixturevalue("postgres_server"))
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()
 
 
 @pytest.fixture(params=["file", "sqlite-url"])

@@ -12,8 +12,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mirror.engine.connect import open_registry
@@ -26,6 +28,15 @@ from tests.support.acr_fixtures import AcrSetup
 from tests.support.entra import EntraApp
 
 REPO = "azureiotedge-agent"
+_OPENED: list[Access] = []
+
+
+@pytest.fixture(autouse=True)
+def close_clients() -> Iterator[None]:
+    """Every registry client a test opened (through `side`) is closed after it."""
+    yield
+    while _OPENED:
+        _OPENED.pop().client.close()
 
 
 def side(
@@ -35,7 +46,9 @@ def side(
     location = parse_location(acr.url)
     assert isinstance(location, RegistryLocation)
     client = open_registry(location, config.registry(acr.name), config, push=push, source=source)
-    return Access(client, describe, username, source if isinstance(source, AcrTokens) else None)
+    access = Access(client, describe, username, source if isinstance(source, AcrTokens) else None)
+    _OPENED.append(access)
+    return access
 
 
 def entra_side(acr: AcrSetup, app: EntraApp, describe: str, *, push: bool) -> Access:
