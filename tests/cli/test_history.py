@@ -4,64 +4,18 @@ them: a subprocess against real registries, its exit code, what it prints."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from mirror.ledger import Ledger
+from tests.cli.ledger_runs import AGENT, seed, state_in, sync_args
+from tests.support.commands import run_mirror, the_error_line
 from tests.support.images import Seeder
 from tests.support.registry import Registry
 
-AGENT = "azureiotedge-agent"
-
 pytestmark = pytest.mark.registry
-
-
-def mirror(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "XDG_STATE_HOME": str(cwd / "state")}
-    return subprocess.run(
-        [sys.executable, "-m", "mirror", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("mirror: ")]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return errors[0]
-
-
-def sync_args(upstream: Registry, target: Registry, ledger: Path, *extra: str) -> list[str]:
-    return [
-        "sync",
-        "--source",
-        upstream.url,
-        "--target",
-        target.url,
-        "--repo",
-        AGENT,
-        "--ledger",
-        str(ledger),
-        *extra,
-    ]
-
-
-def seed(seeder: Seeder) -> dict[str, str]:
-    digests = {
-        version: seeder.push_release(AGENT, version).digest for version in ("1.5.2", "1.5.3")
-    }
-    seeder.tag(AGENT, "1.5.3", "1.5")
-    return digests
 
 
 def today() -> str:
@@ -69,17 +23,17 @@ def today() -> str:
 
 
 def test_help_explains_history_audit_and_the_ledger_option(tmp_path: Path) -> None:
-    top = mirror("--help", cwd=tmp_path)
+    top = run_mirror("--help", cwd=tmp_path, env=state_in(tmp_path))
     assert "history" in top.stdout
     assert "tags" in top.stdout
-    assert "audit" in mirror("tags", "--help", cwd=tmp_path).stdout
-    history = mirror("history", "--help", cwd=tmp_path).stdout
+    assert "audit" in run_mirror("tags", "--help", cwd=tmp_path, env=state_in(tmp_path)).stdout
+    history = run_mirror("history", "--help", cwd=tmp_path, env=state_in(tmp_path)).stdout
     for option in ("--at", "--ledger", "--output", "--target", "REPO[:TAG]"):
         assert option in history
-    audit = mirror("tags", "audit", "--help", cwd=tmp_path).stdout
+    audit = run_mirror("tags", "audit", "--help", cwd=tmp_path, env=state_in(tmp_path)).stdout
     for option in ("--source", "--target", "--repo", "--output", "--fail-on", "convention"):
         assert option in audit
-    assert "--ledger" in mirror("sync", "--help", cwd=tmp_path).stdout
+    assert "--ledger" in run_mirror("sync", "--help", cwd=tmp_path, env=state_in(tmp_path)).stdout
 
 
 def test_a_rebuild_upstream_is_held_recorded_as_drift_and_shown_by_history(
@@ -88,12 +42,12 @@ def test_a_rebuild_upstream_is_held_recorded_as_drift_and_shown_by_history(
     ledger = tmp_path / "ledger.sqlite"
     old = seed(seeder)["1.5.3"]
     args = sync_args(upstream, target, ledger, "--all-tags")
-    first = mirror(*args, cwd=tmp_path)
+    first = run_mirror(*args, cwd=tmp_path, env=state_in(tmp_path))
     assert first.returncode == 0, first.stderr
     assert "event=ledger.recorded" in first.stderr
 
     rebuilt = seeder.push_release(AGENT, "1.5.3", salt="rebuilt").digest
-    second = mirror(*args, cwd=tmp_path)
+    second = run_mirror(*args, cwd=tmp_path, env=state_in(tmp_path))
 
     assert second.returncode == 4, second.stderr
     assert target_seeder.digest_of(AGENT, "1.5.3") == old
@@ -101,13 +55,24 @@ def test_a_rebuild_upstream_is_held_recorded_as_drift_and_shown_by_history(
         events = book.drift_events(AGENT)
     assert [(e.tag, e.target_digest, e.source_digest) for e in events] == [("1.5.3", old, rebuilt)]
 
-    shown = mirror("history", f"{AGENT}:1.5.3", "--ledger", str(ledger), "-o", "json", cwd=tmp_path)
+    shown = run_mirror(
+        "history",
+        f"{AGENT}:1.5.3",
+        "--ledger",
+        str(ledger),
+        "-o",
+        "json",
+        cwd=tmp_path,
+        env=state_in(tmp_path),
+    )
     assert shown.returncode == 0, shown.stderr
     document = json.loads(shown.stdout)
     sides = [(p["side"], p["digest"]) for p in document["periods"]]
     assert sides == [("source", old), ("source", rebuilt), ("target", old)]
     assert [(d["tag"], d["source_digest"]) for d in document["drift"]] == [("1.5.3", rebuilt)]
-    text = mirror("history", f"{AGENT}:1.5.3", "--ledger", str(ledger), cwd=tmp_path).stdout
+    text = run_mirror(
+        "history", f"{AGENT}:1.5.3", "--ledger", str(ledger), cwd=tmp_path, env=state_in(tmp_path)
+    ).stdout
     assert "drift" in text
     assert f"upstream sha256:{rebuilt[7:19]}" in text
 
@@ -117,10 +82,24 @@ def test_history_at_a_date_names_the_digest_and_the_version(
 ) -> None:
     ledger = tmp_path / "ledger.sqlite"
     digests = seed(seeder)
-    assert mirror(*sync_args(upstream, target, ledger, "--all-tags"), cwd=tmp_path).returncode == 0
+    assert (
+        run_mirror(
+            *sync_args(upstream, target, ledger, "--all-tags"), cwd=tmp_path, env=state_in(tmp_path)
+        ).returncode
+        == 0
+    )
 
-    text = mirror("history", f"{AGENT}:1.5", "--at", today(), "--ledger", str(ledger), cwd=tmp_path)
-    as_json = mirror(
+    text = run_mirror(
+        "history",
+        f"{AGENT}:1.5",
+        "--at",
+        today(),
+        "--ledger",
+        str(ledger),
+        cwd=tmp_path,
+        env=state_in(tmp_path),
+    )
+    as_json = run_mirror(
         "history",
         f"{AGENT}:1.5",
         "--at",
@@ -130,8 +109,18 @@ def test_history_at_a_date_names_the_digest_and_the_version(
         "-o",
         "json",
         cwd=tmp_path,
+        env=state_in(tmp_path),
     )
-    every_tag = mirror("history", AGENT, "--at", today(), "--ledger", str(ledger), cwd=tmp_path)
+    every_tag = run_mirror(
+        "history",
+        AGENT,
+        "--at",
+        today(),
+        "--ledger",
+        str(ledger),
+        cwd=tmp_path,
+        env=state_in(tmp_path),
+    )
 
     assert text.returncode == 0, text.stderr
     assert f"target  {digests['1.5.3']} (1.5.3)" in text.stdout
@@ -149,13 +138,27 @@ def test_history_before_anything_was_recorded_exits_1(
 ) -> None:
     ledger = tmp_path / "ledger.sqlite"
     seed(seeder)
-    assert mirror(*sync_args(upstream, target, ledger), cwd=tmp_path).returncode == 0
-    result = mirror(
-        "history", f"{AGENT}:1.5", "--at", "2001-01-01", "--ledger", str(ledger), cwd=tmp_path
+    assert (
+        run_mirror(
+            *sync_args(upstream, target, ledger), cwd=tmp_path, env=state_in(tmp_path)
+        ).returncode
+        == 0
+    )
+    result = run_mirror(
+        "history",
+        f"{AGENT}:1.5",
+        "--at",
+        "2001-01-01",
+        "--ledger",
+        str(ledger),
+        cwd=tmp_path,
+        env=state_in(tmp_path),
     )
     assert result.returncode == 1
-    assert "no record of azureiotedge-agent:1.5" in one_line_error(result)
-    unknown = mirror("history", "azureiotedge-hub", "--ledger", str(ledger), cwd=tmp_path)
+    assert "no record of azureiotedge-agent:1.5" in the_error_line(result)
+    unknown = run_mirror(
+        "history", "azureiotedge-hub", "--ledger", str(ledger), cwd=tmp_path, env=state_in(tmp_path)
+    )
     assert unknown.returncode == 1
 
 
@@ -169,9 +172,9 @@ def test_history_before_anything_was_recorded_exits_1(
 def test_history_rejects_bad_input_with_exit_2(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
-    result = mirror(*args, cwd=tmp_path)
+    result = run_mirror(*args, cwd=tmp_path, env=state_in(tmp_path))
     assert result.returncode == 2
-    assert message in one_line_error(result)
+    assert message in the_error_line(result)
 
 
 def test_the_ledger_defaults_to_the_config_then_the_state_directory(
@@ -179,13 +182,15 @@ def test_the_ledger_defaults_to_the_config_then_the_state_directory(
 ) -> None:
     seed(seeder)
     base = ["sync", "--source", upstream.url, "--target", target.url, "--repo", AGENT]
-    assert mirror(*base, cwd=tmp_path).returncode == 0
+    assert run_mirror(*base, cwd=tmp_path, env=state_in(tmp_path)).returncode == 0
     assert (tmp_path / "state" / "mirror" / "ledger.sqlite").is_file()
 
     configured = tmp_path / "configured.sqlite"
     (tmp_path / "mirror.yaml").write_text(f"version: 1\nledger: {configured}\n")
-    assert mirror(*base, cwd=tmp_path).returncode == 0
-    shown = mirror("history", f"{AGENT}:1.5", "-o", "json", cwd=tmp_path)
+    assert run_mirror(*base, cwd=tmp_path, env=state_in(tmp_path)).returncode == 0
+    shown = run_mirror(
+        "history", f"{AGENT}:1.5", "-o", "json", cwd=tmp_path, env=state_in(tmp_path)
+    )
     assert shown.returncode == 0
     assert json.loads(shown.stdout)["periods"]
     with Ledger.open(str(configured)) as book:
@@ -198,9 +203,13 @@ def test_a_ledger_that_cannot_be_written_fails_the_run_but_keeps_its_result(
     seed(seeder)
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    result = mirror(*sync_args(upstream, target, blocker / "ledger.sqlite"), cwd=tmp_path)
+    result = run_mirror(
+        *sync_args(upstream, target, blocker / "ledger.sqlite"),
+        cwd=tmp_path,
+        env=state_in(tmp_path),
+    )
     assert result.returncode == 1
-    line = one_line_error(result)
+    line = the_error_line(result)
     assert line.startswith("mirror: error: ledger ")
     assert "recording the run failed" in line
     assert "event=sync.done" in result.stderr

@@ -7,55 +7,18 @@ user sees: one error line per failed file (naming it) and the exit code.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 import mirror.cli.lint
 import mirror.cli.rewrite  # noqa: F401
-from mirror.cli.app import app
 from mirror.errors import ConfigError
-from tests.deployment.helpers import deployment, dumps
+from tests.cli.manifests import AGENT
+from tests.deployment.helpers import dumps
 from tests.deployment.lint_cases import CLEAN, FILTER, vary
-
-ROOT = Path(__file__).resolve().parents[2]
-AGENT = "mcr.microsoft.com/azureiotedge-agent:1.5"
-HUB = "mcr.microsoft.com/azureiotedge-hub:1.5"
-MANIFEST = deployment(
-    {"edgeAgent": AGENT, "edgeHub": HUB, "nginx": "docker.io/library/nginx:1.27"},
-    credentials={},
-)
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory (no mirror.yaml) with one manifest, d.json."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "d.json").write_text(MANIFEST)
-    return tmp_path
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def run_mirror(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m mirror ARGS` in `cwd`, as a user runs it."""
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "mirror", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.support.commands import invoke, run_mirror
 
 
 def credentials(path: Path) -> dict[str, Any]:

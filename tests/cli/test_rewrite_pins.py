@@ -8,9 +8,6 @@ index they name must have every platform, each image present.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,12 +17,12 @@ import mirror.cli.lint
 import mirror.cli.rewrite  # noqa: F401
 from mirror.cli.app import app
 from tests.deployment.helpers import deployment
+from tests.support.commands import run_mirror
 from tests.support.images import DOCKER_LIST, OCI_INDEX, Seeder
 from tests.support.registry import Registry
 
 pytestmark = pytest.mark.registry
 
-ROOT = Path(__file__).resolve().parents[2]
 REPOS = ("azureiotedge-agent", "azureiotedge-hub")
 PLATFORMS = {"linux/amd64", "linux/arm64", "linux/arm/v7"}
 MANIFEST = deployment(
@@ -36,19 +33,6 @@ MANIFEST = deployment(
         "nginx": "docker.io/library/nginx:1.27",
     }
 )
-
-
-def run_mirror(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "mirror", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def rewrite(*args: str) -> Result:

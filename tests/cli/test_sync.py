@@ -13,32 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.commands import one_line_error, run_mirror
 from tests.support.images import Seeder
 from tests.support.registry import Registry, free_port
 
 REPOS = ("azureiotedge-agent", "azureiotedge-hub")
-
-
-def mirror(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "mirror", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert lines[0].startswith("mirror: error: ")
-    return lines[0]
 
 
 def seed(seeder: Seeder) -> None:
@@ -50,11 +29,11 @@ def seed(seeder: Seeder) -> None:
 
 
 def test_help_explains_every_command(tmp_path: Path) -> None:
-    result = mirror("--help", cwd=tmp_path)
+    result = run_mirror("--help", cwd=tmp_path)
     assert result.returncode == 0
     for command in ("sync", "plan"):
         assert command in result.stdout
-    sync_help = mirror("sync", "--help", cwd=tmp_path)
+    sync_help = run_mirror("sync", "--help", cwd=tmp_path)
     for option in ("--source", "--target", "--repo", "--all-tags", "--concurrency", "--config"):
         assert option in sync_help.stdout
 
@@ -67,21 +46,21 @@ def test_plan_then_sync_then_plan(
     for repo in REPOS:
         common += ["--repo", repo]
 
-    before = mirror("plan", *common, "--output", "json", cwd=tmp_path)
+    before = run_mirror("plan", *common, "--output", "json", cwd=tmp_path)
     assert before.returncode == 3, before.stderr
     steps = json.loads(before.stdout)
     assert {(s["repository"], s["tag"], s["action"]) for s in steps} == {
         (repo, tag, "create") for repo in REPOS for tag in ("1.5", "1.5.0", "1.5.1")
     }
 
-    synced = mirror("sync", *common, cwd=tmp_path)
+    synced = run_mirror("sync", *common, cwd=tmp_path)
     assert synced.returncode == 0, synced.stderr
     events = [line for line in synced.stderr.splitlines() if "event=" in line]
     assert any("event=tag.written" in line for line in events)
     done = next(line for line in events if "event=sync.done" in line)
     assert "tags_written=6" in done and "failures=0" in done
 
-    after = mirror("plan", *common, cwd=tmp_path)
+    after = run_mirror("plan", *common, cwd=tmp_path)
     assert after.returncode == 0, after.stderr
     assert "0 create, 0 update, 0 hold, 6 skip" in after.stdout
 
@@ -90,7 +69,7 @@ def test_default_target_is_an_oci_layout_in_the_working_directory(
     tmp_path: Path, upstream: Registry, seeder: Seeder
 ) -> None:
     seed(seeder)
-    result = mirror(
+    result = run_mirror(
         "sync", "--source", upstream.url, "--repo", "azureiotedge-agent", "--all-tags", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
@@ -117,7 +96,7 @@ def test_without_all_tags_the_policy_selects(
     ):
         seeder.push_release("azureiotedge-agent", tag, version=tag)
     seeder.tag("azureiotedge-agent", "1.5.1", "1.5")
-    result = mirror(
+    result = run_mirror(
         "plan",
         "--source",
         upstream.url,
@@ -138,7 +117,7 @@ def test_without_all_tags_the_policy_selects(
 
 def test_unreachable_registry_is_one_line(tmp_path: Path) -> None:
     port = free_port()
-    result = mirror(
+    result = run_mirror(
         "sync",
         "--source",
         f"http://127.0.0.1:{port}",
@@ -152,7 +131,7 @@ def test_unreachable_registry_is_one_line(tmp_path: Path) -> None:
 
 
 def test_unknown_repository_is_one_line(tmp_path: Path, upstream: Registry) -> None:
-    result = mirror(
+    result = run_mirror(
         "sync", "--source", upstream.url, "--repo", "no-such-image", "--all-tags", cwd=tmp_path
     )
     assert result.returncode == 1
@@ -160,7 +139,7 @@ def test_unknown_repository_is_one_line(tmp_path: Path, upstream: Registry) -> N
 
 
 def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
-    result = mirror("plan", "--source", "http://registry.example.com", cwd=tmp_path)
+    result = run_mirror("plan", "--source", "http://registry.example.com", cwd=tmp_path)
     assert result.returncode == 2
     assert "refusing plain http to registry.example.com" in one_line_error(result)
 
@@ -179,7 +158,7 @@ def test_bad_config_is_one_line_naming_file_line_and_key(
     tmp_path: Path, text: str, message: str
 ) -> None:
     (tmp_path / "mirror.yaml").write_text(text)
-    result = mirror("plan", cwd=tmp_path)
+    result = run_mirror("plan", cwd=tmp_path)
     assert result.returncode == 2
     assert message in one_line_error(result)
 
@@ -191,7 +170,7 @@ def test_refused_credentials_are_one_line_without_the_secret(tmp_path: Path, acr
     (tmp_path / "mirror.yaml").write_text(
         f"registries:\n  '{host}':\n    username: intruder\n    password_env: MIRROR_TEST_SECRET\n"
     )
-    result = mirror(
+    result = run_mirror(
         "plan",
         "--source",
         url,
@@ -264,7 +243,7 @@ def test_a_killed_sync_leaves_no_tag_on_partial_content_and_resumes(
     assert present_before, "nothing was copied before the kill"
 
     mark = len(target.requests())
-    result = mirror(*args, cwd=tmp_path)
+    result = run_mirror(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     uploaded = [
         r for r in target.requests_since(mark) if r.method == "PUT" and "/blobs/uploads/" in r.path

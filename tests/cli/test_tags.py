@@ -4,48 +4,18 @@ exit code, what it prints."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli.ledger_runs import AGENT, seed, state_in, sync_args
+from tests.support.commands import run_mirror
 from tests.support.images import Seeder
 from tests.support.registry import Registry
 
-AGENT = "azureiotedge-agent"
-
 pytestmark = pytest.mark.registry
-
-
-def mirror(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "XDG_STATE_HOME": str(cwd / "state")}
-    return subprocess.run(
-        [sys.executable, "-m", "mirror", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def sync_args(upstream: Registry, target: Registry, ledger: Path, *extra: str) -> list[str]:
-    return [
-        "sync",
-        "--source",
-        upstream.url,
-        "--target",
-        target.url,
-        "--repo",
-        AGENT,
-        "--ledger",
-        str(ledger),
-        *extra,
-    ]
 
 
 def audit_args(upstream: Registry, target: Registry, ledger: Path, *extra: str) -> list[str]:
@@ -64,14 +34,6 @@ def audit_args(upstream: Registry, target: Registry, ledger: Path, *extra: str) 
     ]
 
 
-def seed(seeder: Seeder) -> dict[str, str]:
-    digests = {
-        version: seeder.push_release(AGENT, version).digest for version in ("1.5.2", "1.5.3")
-    }
-    seeder.tag(AGENT, "1.5.3", "1.5")
-    return digests
-
-
 def audit_json(result: subprocess.CompletedProcess[str]) -> list[tuple[Any, ...]]:
     document = json.loads(result.stdout)
     return [(f["rule"], f["tag"], f["severity"]) for f in document["findings"]]
@@ -83,16 +45,25 @@ def test_tags_audit_against_real_registries(
     ledger = tmp_path / "ledger.sqlite"
     seed(seeder)
     seeder.tag(AGENT, "1.5.3", "latest")
-    assert mirror(*sync_args(upstream, target, ledger), cwd=tmp_path).returncode == 0
+    assert (
+        run_mirror(
+            *sync_args(upstream, target, ledger), cwd=tmp_path, env=state_in(tmp_path)
+        ).returncode
+        == 0
+    )
 
-    clean = mirror(*audit_args(upstream, target, ledger), cwd=tmp_path)
+    clean = run_mirror(*audit_args(upstream, target, ledger), cwd=tmp_path, env=state_in(tmp_path))
     assert clean.returncode == 0, clean.stderr
     assert "no findings: 3 tags in 1 repository follow the policy" in clean.stdout
 
     seeder.push_release(AGENT, "1.5.4")
     seeder.tag(AGENT, "1.5.4", "1.5")
-    behind = mirror(*audit_args(upstream, target, ledger), cwd=tmp_path)
-    strict = mirror(*audit_args(upstream, target, ledger, "--fail-on", "warning"), cwd=tmp_path)
+    behind = run_mirror(*audit_args(upstream, target, ledger), cwd=tmp_path, env=state_in(tmp_path))
+    strict = run_mirror(
+        *audit_args(upstream, target, ledger, "--fail-on", "warning"),
+        cwd=tmp_path,
+        env=state_in(tmp_path),
+    )
     assert behind.returncode == 0
     assert strict.returncode == 1
     assert "warning  azureiotedge-agent:1.5  rolling-behind" in behind.stdout
@@ -100,7 +71,9 @@ def test_tags_audit_against_real_registries(
 
     target_seeder.push_release(AGENT, "latest", salt="by hand")
     target_seeder.push_release(AGENT, "1.5.2", salt="tampered")
-    failing = mirror(*audit_args(upstream, target, ledger, "-o", "json"), cwd=tmp_path)
+    failing = run_mirror(
+        *audit_args(upstream, target, ledger, "-o", "json"), cwd=tmp_path, env=state_in(tmp_path)
+    )
     assert failing.returncode == 1
     assert audit_json(failing) == [
         ("tampered", "1.5.2", "error"),
