@@ -22,14 +22,8 @@ if TYPE_CHECKING:
 
 from mirror.errors import ConfigError, MirrorError
 
-COMMAND_MODULES = (
-    "sync",
-    "history",
-    "tags",
-    "rewrite",
-    "lint",
-    "doctor",
-)  # the order --help lists them
+# The command modules, in the order --help lists them.
+COMMAND_MODULES = ("sync", "history", "tags", "rewrite", "lint", "doctor", "serve")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PENDING = 3

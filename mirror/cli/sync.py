@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections import Counter
-from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -32,9 +30,10 @@ from mirror.engine.locks import lock_states
 from mirror.engine.observe import observe
 from mirror.engine.plan import TagStep, plan_locks
 from mirror.engine.sync import SyncOutcome
-from mirror.engine.sync import sync as run_sync
-from mirror.errors import MirrorError
 from mirror.transport.store import Store
+
+if TYPE_CHECKING:
+    from mirror.engine.run import RunReport
 
 
 @app.command(rich_help_panel="Mirroring")
@@ -68,59 +67,41 @@ def sync(
     drift and exits with code 4. Every run is recorded in the ledger (see
     `mirror history`); a run that could not be recorded exits with code 1.
     """
+    from mirror.engine.run import Runner
+    from mirror.ledger import Ledger
+
     job = Job.from_options(config, source, target, repo, all_tags, concurrency)
     logs.configure(log_format.value)
     bars = sys.stderr.isatty() if progress is None else progress
-    started, began = time.monotonic(), datetime.now(UTC)
-    outcome = _sync(job, bars, allow_backwards)
-    _report(outcome, time.monotonic() - started)
-    recorded = _record(job, ledger, outcome, began)
-    if not outcome.ok or not recorded:
+    with Ledger.open(ledger or job.config.ledger) as book:
+        runner = Runner(job, book, allow_backwards=allow_backwards)
+        with runner.exclusive() as mine:
+            if not mine:
+                logs.get_logger().info("run.skipped", target=job.target, reason="lock held")
+                fail(f"another run is writing {job.target}; this one did nothing")
+                return
+            with make_reporter(bars) as reporter:
+                report = runner.run(reporter)
+        _finish(report, book.name)
+
+
+def _finish(report: RunReport, ledger: str) -> None:
+    """Say how the run went, and end with its exit code."""
+    if report.error is not None:
+        if report.ledger_error is not None:
+            fail(f"error: {report.ledger_error}")
+        raise report.error
+    outcome = report.outcome
+    assert outcome is not None
+    _report(outcome, report.seconds)
+    if report.ledger_error is not None:
+        fail(f"error: {report.ledger_error}")
+    else:
+        logs.get_logger().info("ledger.recorded", run=report.run_id, ledger=ledger)
+    if not outcome.ok or report.ledger_error is not None:
         raise typer.Exit(EXIT_FAILED)
     if outcome.drift:
         raise typer.Exit(EXIT_DRIFT)
-
-
-def _sync(job: Job, bars: bool, allow_backwards: bool) -> SyncOutcome:
-    source = open_store(job.source, job.config)
-    target = open_store(job.target, job.config, push=True)
-    reporter = make_reporter(bars)
-    try:
-        with reporter:
-            return run_sync(
-                source,
-                target,
-                job.repositories,
-                reporter,
-                select=job.selector(),
-                governance=job.governance(allow_backwards),
-                concurrency=job.concurrency,
-                metadata=acr_metadata(target, job.config),
-            )
-    finally:
-        _close(source, target)
-
-
-def _record(job: Job, location: str | None, outcome: SyncOutcome, began: datetime) -> bool:
-    """Record the run (what it saw and what it wrote) in the ledger; False on failure,
-    said on stderr, so the run's own result is still reported."""
-    from mirror.ledger import Ledger
-
-    try:
-        with Ledger.open(location or job.config.ledger) as book:
-            run = book.record_sync(
-                source=job.source,
-                target=job.target,
-                steps=outcome.steps,
-                written=outcome.result.tags,
-                started=began,
-                finished=datetime.now(UTC),
-            )
-    except MirrorError as exc:
-        fail(f"error: {exc}")
-        return False
-    logs.get_logger().info("ledger.recorded", run=run, ledger=book.name)
-    return True
 
 
 def _close(*stores: Store) -> None:
@@ -141,10 +122,10 @@ def _report(outcome: SyncOutcome, seconds: float) -> None:
         blobs_present=result.present,
         bytes=result.bytes_copied,
         manifests=result.manifests,
-        failures=len(result.failures),
+        failures=len(outcome.failures),
         seconds=round(seconds, 2),
     )
-    for what, message in result.failures:
+    for what, message in outcome.failures:
         logs.get_logger().error("sync.failed", what=what, error=message)
 
 

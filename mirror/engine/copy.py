@@ -27,7 +27,7 @@ import httpx
 from mirror.digest import verified
 from mirror.engine.plan import BlobCopy, ContentPlan, ManifestCopy, TagWrite
 from mirror.errors import AuthenticationError, MirrorError, NotFound
-from mirror.transport.endpoint import RetryPolicy
+from mirror.transport.endpoint import RETRIES, RetryPolicy
 from mirror.transport.store import Store, Written
 
 BlobOutcome = Written
@@ -85,6 +85,7 @@ class Copier:
         *,
         concurrency: int = 8,
         retry: RetryPolicy | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -94,7 +95,8 @@ class Copier:
         self._done: dict[Key, Future[None]] = {}
         self._result = CopyResult()
         self._lock = threading.Lock()
-        self._cancelled = threading.Event()
+        self._cancelled = threading.Event()  # set by the copy itself (refused credentials)
+        self._stop = stop or threading.Event()  # set from outside: SIGTERM, shutdown
 
     def apply(self, plan: ContentPlan) -> CopyResult:
         """Run every step; on KeyboardInterrupt, stop the transfers and re-raise."""
@@ -148,8 +150,11 @@ class Copier:
                 self._result.present += 1
         self.reporter.blob_done(copy, outcome)
 
+    def _halted(self) -> bool:
+        return self._cancelled.is_set() or self._stop.is_set()
+
     def _transfer(self, copy: BlobCopy, mount_from: str | None) -> BlobOutcome:
-        if self._cancelled.is_set():
+        if self._halted():
             raise Cancelled("not attempted: the run was stopped")
         return self.target.write_blob(
             copy.repository,
@@ -165,7 +170,7 @@ class Copier:
 
     def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
-            if self._cancelled.is_set():
+            if self._halted():
                 raise Cancelled("interrupted")
             with self._lock:
                 self._result.bytes_copied += len(chunk)
@@ -195,12 +200,16 @@ class Copier:
         self.reporter.tag_done(write)
 
     def _wait_for(self, repository: str, manifests: Iterable[str], blobs: Iterable[str]) -> None:
+        """Wait for what a manifest or tag needs; raise if any of it failed, or if the run
+        was stopped (nothing new is pushed once it is)."""
         keys = [("manifest", repository, d) for d in manifests]
         keys += [("blob", repository, d) for d in blobs]
         for key in keys:
             future = self._done.get(key)
             if future is not None and future.exception() is not None:
                 raise DependencyFailed(f"needs {key[0]} {key[2]}, which failed")
+        if self._halted():
+            raise Cancelled("not attempted: the run was stopped")
 
     def _fail(self, what: str, error: BaseException) -> None:
         if not isinstance(error, DependencyFailed | Cancelled):
@@ -221,6 +230,7 @@ class Copier:
                 # body cannot be sent twice; the auth flow already holds a new token.
                 if number == self.retry.attempts:
                     raise
+                RETRIES.retried()
                 time.sleep(self.retry.delay(number))
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -9,14 +9,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mirror.settings.config import Config, load_config
-
-if TYPE_CHECKING:
-    from mirror.governance.policy import Policy
 from mirror.governance.decide import Governance
 from mirror.governance.selection import Selector, select_all
 from mirror.governance.versions import Line
 from mirror.reference import validate_repository
+from mirror.settings.config import Config, load_config
+
+if TYPE_CHECKING:
+    from mirror.governance.policy import Policy
+    from mirror.governance.releases import ReleaseFeed
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,30 @@ class Job:
 
         return load_policy(self.config.policy or DEFAULT_POLICY)
 
-    def selector(self) -> Selector:
-        """The policy's selection, or every tag with `--all-tags`."""
+    def selector(self, feed: ReleaseFeed | None = None) -> Selector:
+        """The policy's selection, or every tag with `--all-tags`. The lines a policy
+        takes from the release feed come from `feed` (default: the copy shipped)."""
         if self.all_tags:
             return select_all
         from mirror.governance.policy import evaluate
 
-        policy = self.policy
-        lines = [Line.parse(line) for line in self.config.lines] if self.config.lines else None
-        return lambda repository, tags: evaluate(policy, repository, tags, lines=lines)
+        policy, lines = self.policy, self.lines
+        return lambda repository, tags: evaluate(policy, repository, tags, lines=lines, feed=feed)
+
+    @property
+    def lines(self) -> list[Line] | None:
+        """The `lines` setting, overriding the policy's and the feed's."""
+        return [Line.parse(line) for line in self.config.lines] if self.config.lines else None
+
+    def mirrored_lines(self, repository: str, feed: ReleaseFeed | None = None) -> frozenset[Line]:
+        """The lines of `repository` this job mirrors (with `--all-tags`: the feed's)."""
+        from mirror.governance.policy import resolve_lines
+        from mirror.governance.releases import embedded_feed
+
+        rule = None if self.all_tags else self.policy.rule_for(repository)
+        if rule is None:
+            return (feed or embedded_feed()).current_lines(repository)
+        return resolve_lines(rule, repository, lines=self.lines, feed=feed)
 
     def governance(self, allow_backwards: bool = False) -> Governance:
         """How tags may change. With `--all-tags` the policy is not consulted: specific

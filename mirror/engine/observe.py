@@ -4,7 +4,8 @@ List the source's tags per repository, let the selector choose, then ask each si
 what a chosen tag points at: a HEAD on each side for tags the target has, one GET by
 tag on the source for tags it does not (their manifest is needed anyway). The target's
 derived tags (`1.5.3-rebuild-20260901`) are resolved too, so a rebuild is mirrored
-under a derived tag only once.
+under a derived tag only once. A `Scope` narrows the selection to the tags a change
+touched (a release, a rolling tag that moved): only those cost requests.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from mirror.engine.plan import Observed, TagStep, plan_tags
 from mirror.engine.pool import map_limited
 from mirror.errors import NotFound
 from mirror.governance.decide import Action, Governance, rebuilt_from
+from mirror.governance.scope import EVERYTHING, Scope
 from mirror.governance.selection import Selector
 from mirror.manifest import Manifest
 from mirror.transport.store import Store
@@ -51,16 +53,20 @@ def observe(
     select: Selector,
     *,
     concurrency: int = 8,
+    scope: Scope = EVERYTHING,
 ) -> Observation:
-    """Tag listings, selection, and what each selected tag points at on each side."""
+    """Tag listings, selection (narrowed to `scope`), and what each selected tag points
+    at on each side."""
     found = Observation()
     source_tags, target_listed = _listings(source, target, repositories, concurrency)
     wanted: list[tuple[str, str]] = []
     for repo in repositories:
-        for verdict in select(repo, source_tags[repo]):
-            if verdict.selected:
+        verdicts = select(repo, source_tags[repo])
+        chosen = set(scope.narrow(v.tag for v in verdicts if v.selected))
+        for verdict in verdicts:
+            if verdict.tag in chosen:
                 wanted.append((repo, verdict.tag))
-            else:
+            elif not verdict.selected and scope.covers(verdict.parsed):
                 skip = TagStep(repo, verdict.tag, Action.SKIP, verdict.reason, kind=verdict.kind)
                 found.skipped.append(skip)
 

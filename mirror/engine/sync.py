@@ -18,6 +18,7 @@ HEAD per chosen tag on each side.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from mirror.engine.observe import observe
 from mirror.engine.plan import ContentPlan, LockStep, TagStep, plan_content, plan_locks
 from mirror.engine.pool import LOOKUPS
 from mirror.governance.decide import Governance
+from mirror.governance.scope import EVERYTHING, Scope
 from mirror.governance.selection import Selector, select_all
 from mirror.transport.acr.metadata import AcrMetadata
 from mirror.transport.store import Store
@@ -42,6 +44,7 @@ class SyncOutcome:
     result: CopyResult
     locks: list[LockStep] = field(default_factory=list)
     locking: LockResult = field(default_factory=LockResult)
+    interrupted: bool = False
 
     @property
     def locked(self) -> list[tuple[str, str]]:
@@ -71,16 +74,27 @@ def sync(
     governance: Governance | None = None,
     concurrency: int = 8,
     metadata: AcrMetadata | None = None,
+    scope: Scope = EVERYTHING,
+    stop: threading.Event | None = None,
 ) -> SyncOutcome:
-    """Observe, plan, copy; then, on ACR (`metadata`), lock the specific tags."""
+    """Observe, plan, copy; then, on ACR (`metadata`), lock the specific tags.
+
+    `scope` narrows the run to the tags a change touched. Setting `stop` ends the run at
+    the next safe point: no transfer or push starts after it, a blob being streamed is
+    abandoned (it never completes in the target), and the tags already written stay.
+    """
+    stop = stop or threading.Event()
+    repositories = scope.repositories_of(repositories)
     lookups = max(concurrency, LOOKUPS)
-    observation = observe(source, target, repositories, select, concurrency=lookups)
+    observation = observe(source, target, repositories, select, concurrency=lookups, scope=scope)
     steps = observation.steps(governance)
     manifests = fetch_manifests(source, steps, concurrency=lookups, known=observation.fetched)
     content = plan_content(steps, manifests, observation.present())
-    result = Copier(source, target, reporter, concurrency=concurrency).apply(content)
-    outcome = SyncOutcome(steps, content, result)
-    if metadata is not None:
+    copier = Copier(source, target, reporter, concurrency=concurrency, stop=stop)
+    outcome = SyncOutcome(steps, content, copier.apply(content))
+    outcome.interrupted = stop.is_set()
+    result = outcome.result
+    if metadata is not None and not outcome.interrupted:
         outcome.locks = plan_locks(steps, lock_states(metadata, repositories, concurrency))
         written = {(write.repository, write.tag) for write in result.tags}
         outcome.locking = apply_locks(target, metadata, outcome.locks, written, concurrency)

@@ -21,7 +21,15 @@ from mirror.governance.decide import rebuilt_from
 from mirror.governance.versions import parse_tag
 from mirror.ledger import queries
 from mirror.ledger.schema import migrate
-from mirror.ledger.storage import Backend, LedgerError, Params, Row, open_backend
+from mirror.ledger.storage import (
+    Backend,
+    LedgerError,
+    Params,
+    Row,
+    RunLock,
+    Transaction,
+    open_backend,
+)
 from mirror.ledger.timeline import (
     Period,
     PointedAt,
@@ -82,6 +90,72 @@ class DriftEvent:
     first_seen: datetime
     last_seen: datetime
     runs: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One recorded run: where, when, how much, how it ended and what started it."""
+
+    id: str
+    source: str
+    target: str
+    started: datetime
+    finished: datetime
+    steps: int
+    written: int
+    drift: int
+    outcome: str
+    triggered_by: str
+
+
+class _GuardedLock:
+    """A run lock whose failures (an unreachable database) are `LedgerError`s."""
+
+    def __init__(self, lock: RunLock, ledger: Ledger) -> None:
+        self._lock = lock
+        self._ledger = ledger
+
+    def acquire(self) -> bool:
+        with self._ledger._guard("taking the run lock"):
+            return self._lock.acquire()
+
+    def release(self) -> None:
+        with self._ledger._guard("releasing the run lock"):
+            self._lock.release()
+
+
+@dataclass(frozen=True, slots=True)
+class TagState:
+    """Where a tag stands in the mirror by the latest records: the last decision about
+    it (`action`, `reason`) and the last digest mirror wrote under it, and when."""
+
+    tag: str
+    kind: str | None
+    action: str
+    reason: str
+    source_digest: str | None
+    target_digest: str | None
+    seen: datetime
+    written: str | None = None
+    mirrored: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        """`mirrored`, `held` (governance kept it back: see `reason`), `pending` (to be
+        written) or `skipped` (the policy does not select it)."""
+        if self.action == "hold":
+            return "held"
+        if self.action in ("create", "update"):
+            done = self.mirrored is not None and self.mirrored >= self.seen
+            return "mirrored" if done else "pending"
+        return "mirrored" if self.target_digest or self.written else "skipped"
+
+    @property
+    def digest(self) -> str | None:
+        """What the mirror holds under the tag, as last recorded."""
+        if self.mirrored is not None and self.mirrored >= self.seen:
+            return self.written
+        return self.target_digest or self.written
 
 
 def place(text: str) -> str:
@@ -147,6 +221,22 @@ class Ledger:
             self._ready = self._ready or self._backend.ready()
             return self._backend.fetch(sql, params) if self._ready else []
 
+    def read(self, sql: str, params: Params) -> list[Row]:
+        """Rows of one query (none from a ledger not yet written)."""
+        return self._fetch(sql, params)
+
+    @contextmanager
+    def write(self, what: str) -> Iterator[Transaction]:
+        """One write transaction, on a schema brought up to date first; a failure is one
+        `LedgerError` saying `what` failed."""
+        with self._guard(what), self._backend.transaction() as tx:
+            migrate(tx)
+            yield tx
+
+    def run_lock(self, target: str) -> RunLock:
+        """The lock that lets one run at a time write `target` (see `storage.RunLock`)."""
+        return _GuardedLock(self._backend.run_lock(place(target)), self)
+
     # --- recording ----------------------------------------------------------------
 
     def record_sync(
@@ -158,11 +248,14 @@ class Ledger:
         written: Iterable[Write],
         started: datetime,
         finished: datetime,
+        outcome: str = "completed",
+        triggered_by: str = "cli",
     ) -> str:
         """Record one sync run in one transaction; return its id.
 
         `steps` are the run's decisions (one observation each: the digests it saw, the
-        action and why, drift), `written` the tags it actually wrote.
+        action and why, drift), `written` the tags it actually wrote; `outcome` how it
+        ended (`completed`, `failed`, `interrupted`), `triggered_by` what started it.
         """
         run_id = str(uuid.uuid4())
         target_name = place(target)
@@ -177,18 +270,44 @@ class Ledger:
             "steps": len(steps),
             "written": len(writes),
             "drift": sum(1 for step in steps if step.drift),
+            "outcome": outcome,
+            "triggered_by": triggered_by,
         }
         common = {"run_id": run_id, "target": target_name}
         observations = [{**common, **_observation(step), "seen": seen} for step in steps]
         write_rows = [{**common, **write, "mirrored": done} for write in writes]
-        with self._guard("recording the run"), self._backend.transaction() as tx:
-            migrate(tx)
+        with self.write("recording the run") as tx:
             tx.execute(queries.INSERT_RUN, run)
             tx.execute_many(queries.INSERT_OBSERVATION, observations)
             tx.execute_many(queries.INSERT_WRITE, write_rows)
         return run_id
 
     # --- questions ----------------------------------------------------------------
+
+    def tag_states(self, repository: str, *, target: str | None = None) -> list[TagState]:
+        """Every tag of `repository` the ledger has seen, with its latest decision and
+        write, in version order."""
+        params = {"repository": repository, "target": _place(target)}
+        written = {
+            str(tag): (str(digest), moment(when))
+            for tag, digest, when in self._fetch(queries.LATEST_WRITES, params)
+        }
+        states = []
+        for tag, action, reason, kind, source, held, seen in self._fetch(
+            queries.LATEST_DECISIONS, params
+        ):
+            digest, mirrored = written.get(str(tag), (None, None))
+            states.append(
+                TagState(
+                    str(tag), kind, action, reason, source, held, moment(seen), digest, mirrored
+                )
+            )
+        return sorted(states, key=lambda state: parse_tag(state.tag).sort_key)
+
+    def recent_runs(self, *, target: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The latest runs (of `target`), newest first."""
+        rows = self._fetch(queries.RECENT_RUNS, {"target": _place(target), "limit": limit})
+        return [_run_record(row) for row in rows]
 
     def history(
         self, repository: str, tag: str | None = None, *, target: str | None = None
@@ -326,6 +445,22 @@ class Ledger:
             return tags
 
         return SpecificResolver(holding)
+
+
+def _run_record(row: Row) -> RunRecord:
+    run_id, source, target, started, finished, steps, written, drift, outcome, by = row
+    return RunRecord(
+        str(run_id),
+        source,
+        target,
+        moment(started),
+        moment(finished),
+        int(steps),
+        int(written),
+        int(drift),
+        outcome or "completed",
+        by or "cli",
+    )
 
 
 def _observation(step: Sighting) -> dict[str, object]:

@@ -10,8 +10,15 @@ parameter, and SQLite reads it as it is.
 from __future__ import annotations
 
 INSERT_RUN = """INSERT INTO mirror_runs
-    (id, source, target, started, finished, steps, written, drift)
-    VALUES (:id, :source, :target, :started, :finished, :steps, :written, :drift)"""
+    (id, source, target, started, finished, steps, written, drift, outcome, triggered_by)
+    VALUES (:id, :source, :target, :started, :finished, :steps, :written, :drift, :outcome,
+     :triggered_by)"""
+
+RECENT_RUNS = """SELECT id, source, target, started, finished, steps, written, drift, outcome,
+      triggered_by
+    FROM mirror_runs
+    WHERE (CAST(:target AS TEXT) IS NULL OR target = :target)
+    ORDER BY finished DESC LIMIT :limit"""
 
 INSERT_OBSERVATION = """INSERT INTO mirror_observations
     (run_id, target, repository, tag, seen, source_digest, target_digest, action, reason,
@@ -94,3 +101,49 @@ TAGS_WITH_TARGET_DIGEST = """SELECT DISTINCT tag FROM mirror_observations
     UNION SELECT DISTINCT tag FROM mirror_writes
     WHERE repository = :repository AND digest = :digest
       AND (CAST(:target AS TEXT) IS NULL OR target = :target)"""
+
+# The latest decision about each tag of a repository (what `mirror serve` shows).
+LATEST_DECISIONS = """SELECT o.tag, o.action, o.reason, o.kind, o.source_digest, o.target_digest,
+      o.seen
+    FROM mirror_observations o
+    JOIN (SELECT tag, MAX(seen) AS seen FROM mirror_observations
+          WHERE repository = :repository
+            AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+          GROUP BY tag) latest
+      ON o.tag = latest.tag AND o.seen = latest.seen
+    WHERE o.repository = :repository
+      AND (CAST(:target AS TEXT) IS NULL OR o.target = :target)"""
+
+LATEST_WRITES = """SELECT w.tag, w.digest, w.mirrored
+    FROM mirror_writes w
+    JOIN (SELECT tag, MAX(mirrored) AS mirrored FROM mirror_writes
+          WHERE repository = :repository
+            AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+          GROUP BY tag) latest
+      ON w.tag = latest.tag AND w.mirrored = latest.mirrored
+    WHERE w.repository = :repository
+      AND (CAST(:target AS TEXT) IS NULL OR w.target = :target)"""
+
+# --- the service's trigger queue ------------------------------------------------------
+
+ENQUEUE_TRIGGER = """INSERT INTO mirror_triggers
+    (id, dedupe_key, target, kind, scope, detail, received, state)
+    VALUES (:id, :dedupe_key, :target, :kind, :scope, :detail, :received, 'pending')
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id"""
+
+# Claimed by a process that died: back in the queue (only the run lock's holder asks).
+REQUEUE_ABANDONED = """UPDATE mirror_triggers SET state = 'pending', claimed_by = NULL
+    WHERE target = :target AND state = 'claimed'"""
+
+CLAIM_PENDING = """UPDATE mirror_triggers SET state = 'claimed', claimed_by = :claimer
+    WHERE target = :target AND state = 'pending'
+    RETURNING id, kind, scope, detail, received"""
+
+FINISH_CLAIMED = """UPDATE mirror_triggers SET state = :state, run_id = :run_id,
+      finished = :finished
+    WHERE target = :target AND state = 'claimed' AND claimed_by = :claimer"""
+
+PENDING_TRIGGERS = """SELECT id, kind, scope, detail, received, state FROM mirror_triggers
+    WHERE target = :target AND state IN ('pending', 'claimed')
+    ORDER BY received"""

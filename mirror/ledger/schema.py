@@ -76,6 +76,29 @@ MIGRATIONS: tuple[Migration, ...] = (
                 ON mirror_writes (repository, digest)""",
         ),
     ),
+    Migration(
+        2,
+        "how each run ended and what started it; the service's queue of triggers",
+        (
+            "ALTER TABLE mirror_runs ADD COLUMN outcome TEXT",
+            "ALTER TABLE mirror_runs ADD COLUMN triggered_by TEXT",
+            """CREATE TABLE IF NOT EXISTS mirror_triggers (
+                id TEXT PRIMARY KEY,
+                dedupe_key TEXT NOT NULL UNIQUE,
+                target TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                received TEXT NOT NULL,
+                state TEXT NOT NULL,
+                claimed_by TEXT,
+                run_id TEXT,
+                finished TEXT
+            )""",
+            """CREATE INDEX IF NOT EXISTS mirror_triggers_by_state
+                ON mirror_triggers (target, state, received)""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

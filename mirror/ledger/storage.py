@@ -9,9 +9,12 @@ ledger that does not exist finds nothing and creates nothing.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -46,9 +49,25 @@ class Transaction(Protocol):
     def fetch(self, sql: str, params: Params | None = None) -> list[Row]: ...
 
 
+class RunLock(Protocol):
+    """One run at a time per target, across processes and hosts that share the ledger.
+
+    Held until `release` or until the process ends (the operating system or the
+    database lets go of a dead holder's lock: nothing to expire, nothing to clean up).
+    """
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free; False if another run holds it (never waits)."""
+        ...
+
+    def release(self) -> None: ...
+
+
 class Backend(Protocol):
     name: str
     errors: tuple[type[BaseException], ...]
+
+    def run_lock(self, target: str) -> RunLock: ...
 
     def ready(self) -> bool: ...
 
@@ -87,6 +106,7 @@ class SqliteFile:
         self.path = path
         self.name = str(path)
         self._connection: sqlite3.Connection | None = None
+        self._in_use = threading.RLock()  # one connection, used by one thread at a time
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -109,23 +129,29 @@ class SqliteFile:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield _SqliteTransaction(connection)
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with self._in_use:
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTransaction(connection)
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
     def fetch(self, sql: str, params: Params) -> list[Row]:
-        return self._connect().execute(sql, params).fetchall()
+        with self._in_use:
+            return self._connect().execute(sql, params).fetchall()
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        with self._in_use:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def run_lock(self, target: str) -> RunLock:
+        return FileLock(_lock_file(self.path, target))
 
 
 class _SqlAlchemyTransaction:
@@ -190,6 +216,13 @@ class SqlAlchemyDatabase:
     def close(self) -> None:
         self.engine.dispose()
 
+    def run_lock(self, target: str) -> RunLock:
+        if self.engine.dialect.name == "postgresql":
+            return AdvisoryLock(self.engine, self._sa.text, _lock_key(target))
+        if self._file is not None:
+            return FileLock(_lock_file(self._file, target))
+        return NoLock()
+
 
 def _sqlite_path(url: Any) -> Path | None:
     """The file of a `sqlite:///PATH` URL (None for other databases and `:memory:`)."""
@@ -226,3 +259,84 @@ def open_backend(location: str | None) -> Backend:
     if _URL.match(location):
         return SqlAlchemyDatabase(location)
     return SqliteFile(Path(location).expanduser())
+
+
+# --- run locks ------------------------------------------------------------------------
+
+
+_TRY_ADVISORY_LOCK = "SELECT pg_try_advisory_lock(:key)"
+_ADVISORY_UNLOCK = "SELECT pg_advisory_unlock(:key)"
+
+
+def _lock_key(target: str) -> int:
+    """A stable 64-bit advisory-lock key for a target (PostgreSQL keys are signed)."""
+    return int.from_bytes(hashlib.sha256(target.encode()).digest()[:8], "big", signed=True)
+
+
+def _lock_file(ledger: Path, target: str) -> Path:
+    """`<ledger>.<hash of target>.lock`, beside the ledger file."""
+    digest = hashlib.sha256(target.encode()).hexdigest()[:16]
+    return ledger.with_name(f"{ledger.name}.{digest}.lock")
+
+
+class FileLock:
+    """An exclusive `flock` on a file beside a SQLite ledger: processes on one host."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class AdvisoryLock:
+    """A PostgreSQL session advisory lock, held on its own connection for the run: every
+    process and host sharing the ledger sees it; the server releases it if we die."""
+
+    def __init__(self, engine: Any, text: Callable[[str], Any], key: int) -> None:
+        self._engine = engine
+        self._text = text
+        self._key = key
+        self._connection: Any = None
+
+    def acquire(self) -> bool:
+        connection = self._engine.connect()
+        taken = connection.execute(self._text(_TRY_ADVISORY_LOCK), {"key": self._key}).scalar()
+        connection.commit()
+        if not taken:
+            connection.close()
+            return False
+        self._connection = connection
+        return True
+
+    def release(self) -> None:
+        if self._connection is not None:
+            self._connection.execute(self._text(_ADVISORY_UNLOCK), {"key": self._key})
+            self._connection.commit()
+            self._connection.close()
+            self._connection = None
+
+
+class NoLock:
+    """An in-memory database has one user: nothing to coordinate."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None

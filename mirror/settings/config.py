@@ -39,6 +39,7 @@ from mirror.deployment.settings import LintSettings, RewriteSettings
 from mirror.governance.versions import Line
 from mirror.reference import validate_repository
 from mirror.settings.registries import RegistrySettings
+from mirror.settings.service import ServiceSettings
 from mirror.yamlfile import Settings, load_model
 
 DEFAULT_SOURCE = "mcr.microsoft.com"
@@ -62,6 +63,7 @@ class Config(Settings):
     registries: dict[str, RegistrySettings] = Field(default_factory=dict)
     rewrite: RewriteSettings = Field(default_factory=RewriteSettings)
     lint: LintSettings = Field(default_factory=LintSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @field_validator("registries")
     @classmethod

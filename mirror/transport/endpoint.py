@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import re
+import threading
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -80,6 +81,28 @@ class Endpoint:
 
     def __str__(self) -> str:
         return self.host if self.scheme == "https" else self.url
+
+
+class RetryCounts:
+    """How many requests were sent again, and how many answers were `429 Too Many
+    Requests`, since the process started (the service exports them as metrics)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.retries = 0
+        self.throttled = 0
+
+    def retried(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def answered(self, status: int) -> None:
+        if status == 429:
+            with self._lock:
+                self.throttled += 1
+
+
+RETRIES = RetryCounts()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from mirror.errors import (
     Unreachable,
 )
 from mirror.manifest import ACCEPT, Descriptor, Manifest
-from mirror.transport.endpoint import Endpoint, RetryPolicy
+from mirror.transport.endpoint import RETRIES, Endpoint, RetryPolicy
 from mirror.transport.http import PerThread
 from mirror.transport.store import BlobSource, Written
 
@@ -94,10 +94,13 @@ class RegistryClient:
             except httpx.TransportError as exc:
                 if attempt == attempts:
                     raise Unreachable(f"cannot reach {self.name}: {_reason(exc)}") from exc
+                RETRIES.retried()
                 time.sleep(self.retry.delay(attempt))
                 continue
+            RETRIES.answered(response.status_code)
             if attempt < attempts and self.retry.retryable(response):
                 response.close()
+                RETRIES.retried()
                 time.sleep(self.retry.delay(attempt, response))
                 continue
             return response

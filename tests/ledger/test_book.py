@@ -25,6 +25,7 @@ from mirror.governance.decide import Action, Governance
 from mirror.governance.selection import select_all
 from mirror.governance.versions import parse_tag
 from mirror.ledger import Ledger, LedgerError, default_location, place
+from mirror.ledger.schema import SCHEMA_VERSION
 from mirror.manifest import Manifest
 from mirror.transport.registry import RegistryClient
 from tests.support.images import Seeder
@@ -354,7 +355,7 @@ def test_a_ledger_written_by_a_newer_mirror_is_refused(tmp_path: Path) -> None:
     with Ledger.open(str(path)) as ledger:
         record(ledger, [step("1.5.1", "create", A)], T0)
     with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE mirror_schema SET version = 2")
+        connection.execute("UPDATE mirror_schema SET version = :v", {"v": SCHEMA_VERSION + 1})
     with Ledger.open(str(path)) as ledger, pytest.raises(LedgerError, match="upgrade mirror"):
         record(ledger, [step("1.5.2", "create", B)], T0)
 
