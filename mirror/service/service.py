@@ -167,14 +167,15 @@ class Service:
             )
         epoch = datetime(2000, 1, 1, tzinfo=UTC)
         now = datetime.now(UTC)
-        for name, poller, every in (
+        for name, poller, every in (  # the feed was read at start; the others look now
             ("feed", self.feed, settings.release_feed.every),
             ("github", self.github, settings.github_releases.every),
             ("watch", self.watch, settings.tag_watch.every),
         ):
             if poller is not None:
                 interval = IntervalTrigger(seconds=every, start_date=epoch, timezone=UTC)
-                scheduler.add_job(poller.poll, interval, id=name, next_run_time=now)
+                first = now + timedelta(seconds=every) if name == "feed" else now
+                scheduler.add_job(poller.poll, interval, id=name, next_run_time=first)
         return scheduler
 
     def _schedule_trigger(self, schedule: Schedule) -> Any:
@@ -200,6 +201,10 @@ class Service:
     # --- life ----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the worker and the schedules; the release feed is read first, so that
+        the start-up run already follows the lines it lists as current."""
+        if self.feed is not None:
+            self.feed.poll()
         self.worker.start()
         self.notifier.start()
         if self.settings.run_at_start:
