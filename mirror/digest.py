@@ -12,12 +12,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
-_DIGEST = re.compile(r"^(?P<algorithm>sha256|sha512):(?P<hex>[a-f0-9]+)$")
+_DIGEST = re.compile(r"(?P<algorithm>sha256|sha512):(?P<hex>[a-f0-9]+)")
 
 
 def validate(digest: str) -> str:
     """Return `digest` unchanged if it is a well-formed sha256/sha512 digest."""
-    match = _DIGEST.match(digest)
+    match = _DIGEST.fullmatch(digest)
     if not match or len(match["hex"]) != _ALGORITHMS[match["algorithm"]]:
         raise InvalidReference(f"not a valid digest: {digest!r}")
     return digest

@@ -14,13 +14,14 @@ from mirror import digest as _digest
 from mirror.errors import InvalidReference
 
 DOCKER_HUB = "docker.io"
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_REPOSITORY_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+# ASCII only, and matched whole (`fullmatch`): `$` would let a trailing newline through.
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 
 
 def validate_tag(tag: str) -> str:
     """Return `tag` if it is a valid tag name (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`)."""
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise InvalidReference(f"not a valid tag: {tag!r}")
     return tag
 
@@ -31,7 +32,7 @@ def validate_repository(repository: str) -> str:
     if not repository or len(repository) > 255:
         raise InvalidReference(f"not a valid repository name: {repository!r}")
     for component in components:
-        if not _REPOSITORY_COMPONENT.match(component):
+        if not _REPOSITORY_COMPONENT.fullmatch(component):
             raise InvalidReference(f"not a valid repository name: {repository!r}")
     return repository
 

@@ -63,3 +63,8 @@ def test_verified_checks_the_size(data: bytes) -> None:
 def test_verified_handles_empty_blobs() -> None:
     empty = digest.compute(b"")
     assert list(digest.verified(chunks(b""), empty, 0)) == []
+
+
+def test_a_digest_with_a_trailing_newline_is_not_valid() -> None:
+    with pytest.raises(InvalidReference):
+        digest.validate("sha256:" + "a" * 64 + "\n")

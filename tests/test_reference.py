@@ -85,3 +85,15 @@ def test_valid_repositories(name: str) -> None:
 def test_invalid_repositories(name: str) -> None:
     with pytest.raises(InvalidReference):
         validate_repository(name)
+
+
+@pytest.mark.parametrize("tag", ["1.5\n", "é1", "1.5 ", "\n1.5", "1.5\x00"])
+def test_a_tag_is_ascii_and_matched_whole(tag: str) -> None:
+    with pytest.raises(InvalidReference):
+        validate_tag(tag)
+
+
+@pytest.mark.parametrize("name", ["agent\n", "agent/hub\n", "ägent", "edge/\nagent"])
+def test_a_repository_is_ascii_and_matched_whole(name: str) -> None:
+    with pytest.raises(InvalidReference):
+        validate_repository(name)

@@ -104,7 +104,9 @@ class Endpoints:
         settings = self.service.settings
         acr = settings.webhooks.acr
         spec = openapi.spec(
-            self.service.secrets.status is not None, acr.header if acr else "X-Mirror-Token"
+            self.service.secrets.status is not None,
+            acr.header if acr else "X-Mirror-Token",
+            self.service.job.repositories,
         )
         return JSONResponse(spec)
 

@@ -59,14 +59,15 @@ class FeedWatcher:
                 self.backoff.succeeded()
                 return []
             feed = parse_feed(json.loads(body))
+            known = {repo: frozenset(feed.image_versions(repo)) for repo in self.repositories}
         except (httpx.HTTPError, ValueError, MirrorError) as error:
+            self.request.etag = self.request.modified = None  # ask again for the whole feed
             self.backoff.failed("feed", f"{self.request.url}: {_say(error)}")
             return []
         self.backoff.succeeded()
-        return self._compare(feed)
+        return self._compare(feed, known)
 
-    def _compare(self, feed: ReleaseFeed) -> list[Trigger]:
-        known = {repo: frozenset(feed.image_versions(repo)) for repo in self.repositories}
+    def _compare(self, feed: ReleaseFeed, known: Known) -> list[Trigger]:
         previous, self._known, self.feed = self._known, known, feed
         if previous is None:
             return []

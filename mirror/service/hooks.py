@@ -110,12 +110,12 @@ def github_event(
     """Verify and read a GitHub webhook: a release to act on, or the answer to give."""
     check_secret(headers.get("x-hub-signature-256"), github_signature(secret, body))
     event, delivery = headers.get("x-github-event", ""), headers.get("x-github-delivery", "")
-    if not delivery:
-        raise Refused(422, "no delivery id")
+    if not delivery or not event:
+        raise Refused(422, "no event name or delivery id")
     if event == "ping":
         return Answer(200, {"pong": True})
     if event != "release":
-        return Answer(200, {"ignored": f"event {event or 'unnamed'}"})
+        return Answer(200, {"ignored": f"event {event}"})
     document = parse_json(body)
     repository = _text(document.get("repository"), "full_name")
     if repository.lower() not in allowed:
@@ -145,8 +145,13 @@ def release_trigger(
     if version is None:
         return Answer(200, {"ignored": f"{event.tag_name} is not a runtime version"})
     if not mirrors(version):
-        why = "a pre-release" if event.prerelease or version.prerelease is not None else "not"
-        return Answer(200, {"ignored": f"{version}: {why} mirrored by the policy"})
+        candidate = event.prerelease or version.prerelease is not None
+        what = (
+            "a pre-release, not mirrored by the policy"
+            if candidate
+            else "not mirrored by the policy"
+        )
+        return Answer(200, {"ignored": f"{version}: {what}"})
     detail = f"GitHub release {event.tag_name} of {event.repository}"
     return release(GITHUB_WEBHOOK, f"github:{event.delivery}", None, version, detail, now)
 

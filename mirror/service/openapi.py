@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mirror import __version__
@@ -13,7 +14,8 @@ _REFUSALS = {
 }
 _OBJECT: dict[str, Any] = {"type": "object"}
 _JSON = {"application/json": {"schema": _OBJECT}}
-_NAMES = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+_TEXT = {"type": "string", "minLength": 1}
+_NAMES = {"type": "array", "items": _TEXT, "minItems": 1}
 
 
 def _ok(description: str) -> dict[str, Any]:
@@ -38,9 +40,10 @@ def _hook(
     return operation
 
 
-def spec(status_protected: bool, acr_header: str) -> dict[str, Any]:
+def spec(status_protected: bool, acr_header: str, repositories: Sequence[str]) -> dict[str, Any]:
     """The description; `status_protected` when /status needs the bearer token,
-    `acr_header` the header ACR's webhook carries the shared secret in."""
+    `acr_header` the header ACR's webhook carries the shared secret in, `repositories`
+    the configured repositories (the only ones a sync request may name)."""
     bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     status: dict[str, Any] = {
         "summary": "Runs, triggers waiting, and every mirrored tag with its state",
@@ -49,23 +52,20 @@ def spec(status_protected: bool, acr_header: str) -> dict[str, Any]:
     if status_protected:
         status["security"] = bearer
     github_headers = [
-        {
-            "name": "X-Hub-Signature-256",
-            "in": "header",
-            "required": True,
-            "schema": {"type": "string"},
-        },
-        {"name": "X-GitHub-Event", "in": "header", "required": True, "schema": {"type": "string"}},
-        {
-            "name": "X-GitHub-Delivery",
-            "in": "header",
-            "required": True,
-            "schema": {"type": "string"},
-        },
+        {"name": name, "in": "header", "required": True, "schema": _TEXT}
+        for name in ("X-Hub-Signature-256", "X-GitHub-Event", "X-GitHub-Delivery")
     ]
+    names = {
+        "type": "array",
+        "items": {"type": "string", "enum": list(repositories)},
+        "minItems": 1,
+    }
     sync_body = {
         "type": "object",
-        "properties": dict.fromkeys(("repositories", "lines", "versions", "tags"), _NAMES),
+        "properties": {
+            "repositories": names,
+            **dict.fromkeys(("lines", "versions", "tags"), _NAMES),
+        },
     }
     return {
         "openapi": "3.0.3",

@@ -72,7 +72,7 @@ def _repositories(repositories: list[dict[str, Any]]) -> str:
             (
                 f"<code>{_e(tag['tag'])}</code>",
                 _e(tag["kind"]),
-                f"<span class={_e(tag['state'])}>{_e(tag['state'])}</span>",
+                f'<span class="{_e(tag["state"])}">{_e(tag["state"])}</span>',
                 _short(tag["digest"]),
                 _e(tag["mirrored"] or ""),
             )
@@ -105,7 +105,7 @@ def _runs(runs: list[dict[str, Any]]) -> str:
     rows = [
         (
             _e(r["finished"]),
-            f"<span class={_e(r['outcome'])}>{_e(r['outcome'])}</span>",
+            f'<span class="{_e(r["outcome"])}">{_e(r["outcome"])}</span>',
             _e(r["trigger"]),
             _e(r["written"]),
             _e(r["drift"]),

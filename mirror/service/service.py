@@ -216,7 +216,8 @@ class Service:
         """Stop the schedules, let the running copy reach a safe point (within `grace`,
         default the configured grace period); True when it did."""
         grace = self.settings.grace_period if grace is None else grace
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         clean = self.worker.stop(grace)
         self.notifier.stop()
         self._audits.shutdown(wait=False, cancel_futures=True)

@@ -96,7 +96,10 @@ def cron_fields(expression: str) -> dict[str, str]:
             f"cron {expression!r}: five fields (minute hour day month weekday), not {len(parts)}"
         )
     fields = dict(zip(_CRON_FIELDS, parts, strict=True))
-    fields["day_of_week"] = _weekdays(fields["day_of_week"])
+    try:
+        fields["day_of_week"] = _weekdays(fields["day_of_week"])
+    except ValueError as error:
+        raise ValueError(f"cron {expression!r}: {error}") from None
     return fields
 
 
@@ -107,6 +110,8 @@ def _weekdays(text: str) -> str:
     days: set[int] = set()
     for part in text.lower().split(","):
         span, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) < 1):
+            raise ValueError(f"not a weekday step: {part!r}")
         first, _, last = span.partition("-")
         start = 0 if first == "*" else _weekday(first)
         end = 6 if first == "*" else (_weekday(last) if last else start)
@@ -129,8 +134,9 @@ def cron_trigger(expression: str, timezone: str, jitter: float) -> CronTrigger:
     none, so the trigger is built from the fields)."""
     from apscheduler.triggers.cron import CronTrigger
 
+    fields = cron_fields(expression)  # its errors name the expression already
     try:
-        return CronTrigger(**cron_fields(expression), timezone=timezone, jitter=int(jitter))
+        return CronTrigger(**fields, timezone=timezone, jitter=int(jitter))
     except ValueError as error:
         raise ValueError(f"cron {expression!r}: {error}") from None
 
