@@ -4,7 +4,8 @@
     -> time=2026-11-26T04:40:00Z level=info event=tag.written repository=... tag=1.5.3
 
 Built on the standard library's logging; fields are passed as `extra` and rendered
-by `LineFormatter`. Nothing that could hold a secret is ever given to a log call.
+by `LineFormatter`. Nothing that could hold a secret is ever given to a log call, and
+every line passes through `redact` all the same.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import logging
 import sys
 import time
 from typing import Any, TextIO
+
+from mirror.redact import redact
 
 _LOGGER = "mirror"
 _FIELDS = "fields"
@@ -53,8 +56,8 @@ class LineFormatter(logging.Formatter):
             **getattr(record, _FIELDS, {}),
         }
         if self.json:
-            return json.dumps(fields, default=str)
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+            return redact(json.dumps(fields, default=str))
+        return redact(" ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items()))
 
 
 def _logfmt_value(value: Any) -> str:

@@ -29,7 +29,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that starts a server `registry`, so that `pytest -m "not registry"`
     is the fast tier; `ServerGuard` catches a test that starts one some other way."""
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        callspec = getattr(item, "callspec", None)
+        parameters = set(callspec.params) if callspec is not None else set()  # not fixtures
+        if SERVER_FIXTURES & (set(getattr(item, "fixturenames", ())) - parameters):
             item.add_marker(pytest.mark.registry)
 
 

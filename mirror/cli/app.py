@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 from mirror.errors import ConfigError, MirrorError
+from mirror.redact import redact
 
 # The command modules, in the order --help lists them.
 COMMAND_MODULES = ("sync", "history", "tags", "rewrite", "lint", "doctor", "serve")
@@ -45,8 +46,8 @@ app = typer.Typer(
 
 
 def fail(message: str) -> None:
-    """Print one error line on stderr."""
-    typer.echo(f"mirror: {message}", err=True)
+    """Print one error line on stderr (secrets in it hidden)."""
+    typer.echo(f"mirror: {redact(message)}", err=True)
 
 
 def _start_lightly() -> None:

@@ -60,7 +60,8 @@ def open_registry(
     endpoint = location.endpoint
     if source is None:
         source = token_source(endpoint, settings, push=push, credential=credential)
-    auth = RegistryAuth(source, push=push)  # one token cache for every thread's client
+    # one token cache for every thread's client
+    auth = RegistryAuth(source, push=push, realm_hosts=settings.token_realms)
     verify = tls_context(settings)
     return RegistryClient(
         endpoint, lambda: http_client(auth=auth, verify=verify), prefix=location.prefix

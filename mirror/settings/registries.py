@@ -35,6 +35,11 @@ class RegistrySettings(Settings):
     )
     push: Identity | None = None
     pull: Identity | None = None
+    token_realms: tuple[str, ...] = Field(
+        default=(),
+        description="hosts besides the registry's own that may receive its credentials "
+        "as its token service (a registry whose realm is on another host)",
+    )
     lock_specific_tags: bool = Field(
         default=True, description="on ACR, lock each mirrored specific tag (write/delete off)"
     )

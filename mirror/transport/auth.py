@@ -10,6 +10,13 @@ The flow (distribution's token spec, also what ACR speaks):
 Tokens are cached per scope until shortly before they expire, and the realm learnt
 from the first challenge is used to fetch tokens up front for new scopes, so a copy
 into many repositories costs one token request per repository, not a 401 per request.
+
+Credentials go only where they belong: a realm that would receive them (Basic
+credentials, an Entra token) must be on the registry's own host, or on a host the
+configuration names for it (`token_realms`), over https (plain http only between
+loopback addresses). Anything else is refused with an error naming the realm. An
+answer that still refuses is marked with who was refused (`IDENTITY`), so that the
+registry client can say "refused the credentials of ..." rather than "not authorized".
 """
 
 from __future__ import annotations
@@ -20,17 +27,24 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
 
 from mirror.errors import AuthenticationError
+from mirror.transport.endpoint import is_loopback
 from mirror.transport.scopes import covers, format_scopes, needed_for, parse_scopes
 
 Scopes = Mapping[tuple[str, str], frozenset[str]]
 TOKEN_REQUEST = "mirror.token_request"  # noqa: S105 - an extension key, not a secret
+IDENTITY = "mirror.identity"  # on a refused answer: who was refused (None: nobody, anonymous)
+# Registries whose token service is known to live on another host of the same operator.
+KNOWN_REALMS = {
+    "registry-1.docker.io": frozenset({"auth.docker.io"}),
+    "index.docker.io": frozenset({"auth.docker.io"}),
+}
 _PARAM = re.compile(r'(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 _DEFAULT_LIFETIME = 60.0
 _RENEW_MARGIN = 30.0
@@ -119,6 +133,10 @@ class TokenSource(Protocol):
         """Username and password for a registry that asks for Basic auth, if any."""
         ...
 
+    def describe(self) -> str | None:
+        """Who the credentials are, for messages (`user mirror`); None when anonymous."""
+        ...
+
 
 class DistributionTokens:
     """The distribution token protocol: `GET realm?service=..&scope=..`.
@@ -142,6 +160,9 @@ class DistributionTokens:
         username, password = self._credentials
         return (username or "", password or "")
 
+    def describe(self) -> str | None:
+        return None if self._credentials is None else f"user {self._credentials[0]}"
+
     def fetch(
         self, challenge: Challenge, scopes: tuple[str, ...]
     ) -> Generator[httpx.Request, httpx.Response, Token]:
@@ -154,7 +175,9 @@ class DistributionTokens:
             request.headers["Authorization"] = _basic_header(*self.basic() or ("", ""))
         response = yield request
         if response.status_code != 200:
-            who = "the credentials" if self._credentials else "anonymous access"
+            who = (
+                f"the credentials of {self.describe()}" if self._credentials else "anonymous access"
+            )
             raise AuthenticationError(
                 f"token service {challenge.realm} refused {who} (HTTP {response.status_code})",
                 status=response.status_code,
@@ -179,10 +202,12 @@ class RegistryAuth(httpx.Auth):
         *,
         push: bool = False,
         clock: Callable[[], float] = time.time,
+        realm_hosts: Iterable[str] = (),
     ) -> None:
         self._source = source
         self._push = push
         self._clock = clock
+        self._realm_hosts = frozenset(host.lower() for host in realm_hosts)
         self._bearer: Challenge | None = None
         self._basic = False
         self._open = False
@@ -204,10 +229,13 @@ class RegistryAuth(httpx.Auth):
         challenge = Challenge.parse(header)
         if challenge.scheme == "basic":
             credentials = self._source.basic()
-            if credentials is None or self._basic:
+            sent = request.headers.get("Authorization", "").startswith("Basic ")
+            if credentials is None or sent:  # none to give, or they were refused
+                self._refused(response, sent)
                 return
-            self._basic = True
+            self._basic = True  # for every thread: the first challenge is answered once
         elif challenge.scheme == "bearer" and challenge.realm:
+            self._check_realm(challenge.realm, request.url)
             self._bearer = challenge
             self._forget(request.headers.get("Authorization"))
             needed = dict(needed)
@@ -215,9 +243,42 @@ class RegistryAuth(httpx.Auth):
                 needed[key] = needed.get(key, frozenset()) | actions
             yield from self._refresh(needed)
         else:
+            self._refused(response, "Authorization" in request.headers)
             return
         yield from self._authorize(request, needed)
-        yield request
+        retried = yield request
+        if retried.status_code == 401:
+            self._refused(retried, True)
+
+    def _refused(self, response: httpx.Response, credentialed: bool) -> None:
+        """Mark a refusal with who was refused (None: the request carried nothing)."""
+        response.extensions = {
+            **response.extensions,
+            IDENTITY: self._source.describe() if credentialed else None,
+        }
+
+    def _check_realm(self, realm: str, registry: httpx.URL) -> None:
+        """Refuse to send credentials to a token realm that is not the registry's own."""
+        if self._source.describe() is None:
+            return  # nothing secret goes to the realm
+        url = httpx.URL(realm)
+        host = url.host.lower()
+        known = KNOWN_REALMS.get(registry.host.lower(), frozenset())
+        own = host == registry.host.lower() or host in self._realm_hosts | known
+        secure = url.scheme == "https" or (
+            url.scheme == "http" and is_loopback(host) and is_loopback(registry.host)
+        )
+        if not own:
+            raise AuthenticationError(
+                f"{registry.host} names the token realm {realm}, on another host: refusing to "
+                "send credentials there (if that host is the registry's own token service, "
+                "name it in the registry's `token_realms`)"
+            )
+        if not secure:
+            raise AuthenticationError(
+                f"{registry.host} names the token realm {realm} over plain http: refusing to "
+                "send credentials there"
+            )
 
     def _needed(self, request: httpx.Request) -> dict[tuple[str, str], frozenset[str]]:
         query = request.url.query.decode("ascii", "replace")

@@ -25,6 +25,7 @@ from mirror.errors import (
     Unreachable,
 )
 from mirror.manifest import ACCEPT, Descriptor, Manifest
+from mirror.transport.auth import IDENTITY, Challenge
 from mirror.transport.endpoint import RETRIES, Endpoint, RetryPolicy
 from mirror.transport.http import PerThread
 from mirror.transport.store import BlobSource, Written
@@ -286,7 +287,7 @@ def _error(response: httpx.Response, registry: str, what: str) -> RegistryError:
     detail = f" ({code}: {message})" if code else (f" ({message})" if message else "")
     if status == 401:
         return AuthenticationError(
-            f"{registry} refused access to {what}: not authorized{detail}", status=status, code=code
+            _refusal(response, registry, what, detail), status=status, code=code
         )
     if status == 403:
         return AuthenticationError(f"{registry} denied {what}{detail}", status=status, code=code)
@@ -299,6 +300,27 @@ def _error(response: httpx.Response, registry: str, what: str) -> RegistryError:
     return RegistryError(
         f"{registry} failed {what}: HTTP {status}{detail}", status=status, code=code
     )
+
+
+def _refusal(response: httpx.Response, registry: str, what: str, detail: str) -> str:
+    """Why a 401: no credentials, credentials refused, or a token without the right."""
+    if IDENTITY not in response.extensions:
+        return f"{registry} refused access to {what}: not authorized{detail}"
+    who = response.extensions[IDENTITY]
+    if who is None:
+        return (
+            f"{registry} refused access to {what}: not authorized{detail}; no credentials "
+            "are configured for it (an identity or username in mirror.yaml, or docker login)"
+        )
+    challenge = Challenge.parse(response.headers.get("WWW-Authenticate", ""))
+    if challenge.params.get("error") == "insufficient_scope":
+        wanted = challenge.params.get("scope", "")
+        return (
+            f"{registry} refused {who} access to {what}: not authorized{detail}; the "
+            f"credentials were accepted but do not allow {wanted or 'this'}: check the "
+            "identity's role (acrPull to pull, acrPush to push)"
+        )
+    return f"{registry} refused the credentials of {who} for {what}: not authorized{detail}"
 
 
 def _error_body(response: httpx.Response) -> tuple[str | None, str]:

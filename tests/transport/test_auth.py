@@ -18,6 +18,7 @@ import pytest
 
 from mirror.errors import AuthenticationError
 from mirror.transport.auth import (
+    IDENTITY,
     TOKEN_REQUEST,
     Challenge,
     DistributionTokens,
@@ -26,7 +27,7 @@ from mirror.transport.auth import (
 )
 from mirror.transport.scopes import Scope, covers, needed_for, parse_scopes
 
-REALM = "https://auth.example/token"
+REALM = "https://registry.example/token"  # the registry's own host: credentials may go
 CHALLENGE = f'Bearer realm="{REALM}",service="registry.example",scope="repository:agent:pull"'
 
 Flow = Generator[httpx.Request, httpx.Response, None]
@@ -210,7 +211,7 @@ def test_concurrent_requests_share_one_token_fetch() -> None:
     lock = threading.Lock()
 
     def registry(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "auth.example":
+        if request.url.path == "/token":  # the token service, on the registry's host
             with lock:
                 tokens.append(request)
             time.sleep(0.05)
@@ -234,3 +235,97 @@ def test_concurrent_requests_share_one_token_fetch() -> None:
         thread.join()
     assert results == [200] * 8
     assert len(tokens) == 1
+
+
+# --- credentials only where they belong -------------------------------------------------
+
+
+def bearer(realm: str) -> str:
+    return f'Bearer realm="{realm}",service="registry.example",scope="repository:agent:pull"'
+
+
+@pytest.mark.parametrize(
+    "realm",
+    [
+        "https://collector.example/token",  # another host
+        "http://registry.example/token",  # plain http to a remote host
+        "https://registry.example.evil/token",  # a look-alike
+    ],
+)
+def test_credentials_are_not_sent_to_a_foreign_or_plain_realm(realm: str) -> None:
+    auth = RegistryAuth(DistributionTokens("user", "s3cr3t-value"))
+    flow: Flow = auth.auth_flow(get())
+    next(flow)
+    with pytest.raises(AuthenticationError, match="refusing to send credentials") as caught:
+        flow.send(unauthorized(bearer(realm)))
+    assert realm in str(caught.value)
+    assert "s3cr3t-value" not in str(caught.value)
+
+
+def test_a_configured_realm_host_may_receive_the_credentials() -> None:
+    realm = "https://tokens.example/token"
+    auth = RegistryAuth(DistributionTokens("user", "pw"), realm_hosts=["tokens.example"])
+    flow: Flow = auth.auth_flow(get())
+    next(flow)
+    token_request = flow.send(unauthorized(bearer(realm)))
+    assert str(token_request.url).startswith(realm)
+    assert token_request.headers["Authorization"].startswith("Basic ")
+
+
+def test_anonymous_token_requests_may_go_to_any_https_realm() -> None:
+    auth = RegistryAuth(DistributionTokens())
+    flow: Flow = auth.auth_flow(get())
+    next(flow)
+    token_request = flow.send(unauthorized(bearer("https://auth.docker.example/token")))
+    assert "Authorization" not in token_request.headers
+
+
+def test_plain_http_realm_between_loopback_addresses_is_allowed() -> None:
+    auth = RegistryAuth(DistributionTokens("user", "pw"))
+    flow: Flow = auth.auth_flow(httpx.Request("GET", "http://127.0.0.1:5000/v2/agent/tags/list"))
+    next(flow)
+    challenge = (
+        'Bearer realm="http://127.0.0.1:5001/token",service="s",scope="repository:agent:pull"'
+    )
+    assert flow.send(unauthorized(challenge)).url.host == "127.0.0.1"
+
+
+# --- Basic under concurrency, and who was refused ----------------------------------------
+
+
+def test_a_second_thread_answers_a_basic_challenge_the_first_one_already_answered() -> None:
+    """Both first requests go out before either saw the challenge: the second must still
+    retry with the credentials, not give up because the first set Basic mode."""
+    auth = RegistryAuth(DistributionTokens("user", "pw"))
+    first: Flow = auth.auth_flow(get())
+    second: Flow = auth.auth_flow(get("/v2/hub/tags/list"))
+    next(first)
+    next(second)
+    assert flow_retries(first, unauthorized('Basic realm="r"')).headers["Authorization"]
+    retried = flow_retries(second, unauthorized('Basic realm="r"'))
+    assert retried.headers["Authorization"] == "Basic " + base64.b64encode(b"user:pw").decode()
+
+
+def flow_retries(flow: Flow, response: httpx.Response) -> httpx.Request:
+    return flow.send(response)
+
+
+def test_refused_basic_credentials_are_marked_with_who_was_refused() -> None:
+    auth = RegistryAuth(DistributionTokens("mirror", "pw"))
+    flow: Flow = auth.auth_flow(get())
+    next(flow)
+    flow.send(unauthorized('Basic realm="r"'))
+    refused = unauthorized('Basic realm="r"')
+    with pytest.raises(StopIteration):
+        flow.send(refused)
+    assert refused.extensions[IDENTITY] == "user mirror"
+
+
+def test_a_request_with_no_credentials_is_marked_anonymous() -> None:
+    auth = RegistryAuth(DistributionTokens())
+    flow: Flow = auth.auth_flow(get())
+    next(flow)
+    refused = unauthorized('Basic realm="r"')
+    with pytest.raises(StopIteration):
+        flow.send(refused)
+    assert refused.extensions[IDENTITY] is None

@@ -68,6 +68,9 @@ class AcrTokens:
     def basic(self) -> tuple[str, str] | None:
         return None
 
+    def describe(self) -> str:
+        return self._describe
+
     def fetch(
         self, challenge: Challenge, scopes: tuple[str, ...]
     ) -> Generator[httpx.Request, httpx.Response, Token]:
