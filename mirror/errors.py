@@ -57,6 +57,10 @@ class Unreachable(RegistryError):
     """The registry could not be reached at all (DNS, connection, TLS)."""
 
 
+class CircuitOpen(Unreachable):
+    """A registry failed too many requests in a row: new work against it is not tried."""
+
+
 class AuthenticationError(RegistryError):
     """The registry or its token service refused the credentials (or their absence)."""
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -80,13 +84,44 @@ def sync(
                 logs.get_logger().info("run.skipped", target=job.target, reason="lock held")
                 fail(f"another run is writing {job.target}; this one did nothing")
                 return
-            with make_reporter(bars) as reporter:
-                report = runner.run(reporter)
-        _finish(report, book.name)
+            with make_reporter(bars) as reporter, _stopped_by_signals() as stop:
+                report = runner.run(reporter, stop=stop)
+        _finish(report, book.name, stop)
 
 
-def _finish(report: RunReport, ledger: str) -> None:
+@contextmanager
+def _stopped_by_signals() -> Iterator[Stop]:
+    """While the block runs, SIGINT and SIGTERM stop the run at its next safe point (it
+    is then recorded as interrupted); a second signal stops at once."""
+    stop = Stop()
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.signal = signum
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class Stop(threading.Event):
+    """The stop of a run, and the signal that asked for it."""
+
+    signal: int | None = None
+
+
+def _finish(report: RunReport, ledger: str, stop: Stop) -> None:
     """Say how the run went, and end with its exit code."""
+    if stop.signal is not None:
+        name = signal.Signals(stop.signal).name
+        recorded = "recorded as interrupted" if report.recorded else "not recorded"
+        fail(f"interrupted by {name} ({recorded}); run the same command again to resume")
+        raise typer.Exit(128 + stop.signal)
     if report.error is not None:
         if report.ledger_error is not None:
             fail(f"error: {report.ledger_error}")
@@ -123,10 +158,17 @@ def _report(outcome: SyncOutcome, seconds: float) -> None:
         bytes=result.bytes_copied,
         manifests=result.manifests,
         failures=len(outcome.failures),
+        not_attempted=len(result.not_attempted),
         seconds=round(seconds, 2),
     )
-    for what, message in outcome.failures:
-        logs.get_logger().error("sync.failed", what=what, error=message)
+    for why, count, first in outcome.failure_summary():
+        logs.get_logger().error("sync.failed", what=first, count=count, error=why)
+    if result.not_attempted:
+        logs.get_logger().error(
+            "sync.not_attempted",
+            count=len(result.not_attempted),
+            reason="they need content that failed, or the run was stopped",
+        )
 
 
 @app.command(rich_help_panel="Mirroring")

@@ -26,7 +26,7 @@ import httpx
 
 from mirror.digest import verified
 from mirror.engine.plan import BlobCopy, ContentPlan, ManifestCopy, TagWrite
-from mirror.errors import AuthenticationError, MirrorError, NotFound
+from mirror.errors import AuthenticationError, CircuitOpen, MirrorError, NotFound
 from mirror.transport.endpoint import RETRIES, RetryPolicy
 from mirror.transport.store import Store, Written
 
@@ -60,10 +60,11 @@ class CopyResult:
     manifests: int = 0
     tags: list[TagWrite] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    not_attempted: list[str] = field(default_factory=list)  # after a failure, or the stop
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.not_attempted
 
 
 class DependencyFailed(MirrorError):
@@ -130,9 +131,9 @@ class Copier:
                 mount_from = None  # the first copy failed: upload here instead
         try:
             outcome = self._with_retries(lambda: self._transfer(copy, mount_from))
-        except AuthenticationError as error:
-            # Refused credentials fail every other transfer the same way: stop now
-            # and report it once rather than once per blob.
+        except (AuthenticationError, CircuitOpen) as error:
+            # Refused credentials, or a registry that stopped answering, fail every
+            # other transfer the same way: stop now and report it once, not per blob.
             already = self._cancelled.is_set()
             self._cancelled.set()
             if not already:
@@ -215,7 +216,10 @@ class Copier:
         if not isinstance(error, DependencyFailed | Cancelled):
             self.reporter.failed(what, error)
         with self._lock:
-            self._result.failures.append((what, describe(error)))
+            if isinstance(error, DependencyFailed | Cancelled):
+                self._result.not_attempted.append(what)
+            else:
+                self._result.failures.append((what, describe(error)))
 
     def _with_retries(self, attempt: Callable[[], BlobOutcome]) -> BlobOutcome:
         """Run a whole blob transfer again after a transient failure (the stream cannot
@@ -223,7 +227,7 @@ class Copier:
         for number in range(1, self.retry.attempts + 1):
             try:
                 return attempt()
-            except (AuthenticationError, NotFound, Cancelled):
+            except (AuthenticationError, NotFound, Cancelled, CircuitOpen):
                 raise
             except (MirrorError, httpx.HTTPError, httpx.StreamError):
                 # StreamError: the registry refused a streamed upload's token and the

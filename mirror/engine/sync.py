@@ -57,7 +57,15 @@ class SyncOutcome:
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.result.not_attempted
+
+    def failure_summary(self) -> list[tuple[str, int, str]]:
+        """The failures grouped by what went wrong: (why, how many, the first what),
+        so that a registry that stopped answering is one line, not one per blob."""
+        grouped: dict[str, list[str]] = {}
+        for what, why in self.failures:
+            grouped.setdefault(why, []).append(what)
+        return [(why, len(whats), whats[0]) for why, whats in grouped.items()]
 
     @property
     def drift(self) -> bool:

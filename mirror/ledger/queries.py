@@ -129,7 +129,7 @@ LATEST_WRITES = """SELECT w.tag, w.digest, w.mirrored
 ENQUEUE_TRIGGER = """INSERT INTO mirror_triggers
     (id, dedupe_key, target, kind, scope, detail, received, state)
     VALUES (:id, :dedupe_key, :target, :kind, :scope, :detail, :received, 'pending')
-    ON CONFLICT (dedupe_key) DO NOTHING
+    ON CONFLICT (target, dedupe_key) DO NOTHING
     RETURNING id"""
 
 # Claimed by a process that died: back in the queue (only the run lock's holder asks).

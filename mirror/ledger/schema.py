@@ -84,7 +84,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE mirror_runs ADD COLUMN triggered_by TEXT",
             """CREATE TABLE IF NOT EXISTS mirror_triggers (
                 id TEXT PRIMARY KEY,
-                dedupe_key TEXT NOT NULL UNIQUE,
+                dedupe_key TEXT NOT NULL,
                 target TEXT NOT NULL,
                 kind TEXT NOT NULL,
                 scope TEXT NOT NULL,
@@ -93,7 +93,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 state TEXT NOT NULL,
                 claimed_by TEXT,
                 run_id TEXT,
-                finished TEXT
+                finished TEXT,
+                UNIQUE (target, dedupe_key)
             )""",
             """CREATE INDEX IF NOT EXISTS mirror_triggers_by_state
                 ON mirror_triggers (target, state, received)""",

@@ -6,13 +6,15 @@ import ipaddress
 import random
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
 
-from mirror.errors import ConfigError
+from mirror.errors import CircuitOpen, ConfigError
 from mirror.reference import validate_repository
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -103,6 +105,58 @@ class RetryCounts:
 
 
 RETRIES = RetryCounts()
+
+
+class Breaker:
+    """Stops sending to a registry that keeps failing (a circuit breaker).
+
+    After `threshold` failed requests in a row (no answer at all, or a 5xx), every
+    request fails at once with `CircuitOpen` for `cooldown` seconds, so that a dead or
+    stalled registry ends a run quickly instead of each transfer retrying on its own;
+    after the cooldown one request may try again, and an answer closes the circuit.
+    Shared by every thread talking to one registry.
+    """
+
+    def __init__(
+        self,
+        threshold: int = 6,
+        cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._last = ""
+        self._open_until = 0.0
+
+    def check(self, registry: str) -> None:
+        """Raise `CircuitOpen` while the circuit is open."""
+        with self._lock:
+            if self._failures < self.threshold:
+                return
+            now = self._clock()
+            if now < self._open_until:
+                raise CircuitOpen(
+                    f"cannot reach {registry}: {self._last} ({self._failures} failed requests "
+                    f"in a row; not trying again for {self._open_until - now:.0f} s)"
+                )
+            self._open_until = now + self.cooldown  # half open: this request may try
+
+    def failed(self, reason: str) -> None:
+        with self._lock:
+            self._failures += 1
+            self._last = reason
+            if self._failures == self.threshold:
+                self._open_until = self._clock() + self.cooldown
+
+    def answered(self, status: int) -> None:
+        if status >= 500:
+            self.failed(f"HTTP {status}")
+            return
+        with self._lock:
+            self._failures = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,8 @@ def http_client(
         auth=auth,
         transport=Transport(verify=context, keep=connections),
         follow_redirects=True,
-        timeout=httpx.Timeout(30.0, read=120.0, pool=None),
+        # connect; read: the first byte of an answer, and between two chunks of a body
+        timeout=httpx.Timeout(30.0, connect=10.0, read=30.0, pool=None),
         headers={"User-Agent": "mirror"},
     )
 

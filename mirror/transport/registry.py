@@ -26,7 +26,7 @@ from mirror.errors import (
 )
 from mirror.manifest import ACCEPT, Descriptor, Manifest
 from mirror.transport.auth import IDENTITY, Challenge
-from mirror.transport.endpoint import RETRIES, Endpoint, RetryPolicy
+from mirror.transport.endpoint import RETRIES, Breaker, Endpoint, RetryPolicy
 from mirror.transport.http import PerThread
 from mirror.transport.store import BlobSource, Written
 
@@ -50,6 +50,7 @@ class RegistryClient:
         self.endpoint = endpoint
         self._clients = PerThread(clients)
         self.retry = retry or RetryPolicy()
+        self.breaker = Breaker()
         self.prefix = prefix.strip("/")
 
     @property
@@ -86,19 +87,30 @@ class RegistryClient:
         stream: bool = False,
         retry: bool = True,
     ) -> httpx.Response:
-        """Send one request, retrying transient failures when the body can be replayed."""
+        """Send one request, retrying transient failures when the body can be replayed.
+
+        A request that timed out is tried once more at most (a stalled registry would
+        otherwise hold a run for every attempt's timeout); the registry's `Breaker`
+        stops every request at once after too many failures in a row.
+        """
         attempts = self.retry.attempts if retry and not _is_stream(content) else 1
+        timeouts = 0
         for attempt in range(1, attempts + 1):
+            self.breaker.check(self.name)
             request = self.http.build_request(method, url, headers=headers, content=content)
             try:
                 response = self.http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if attempt == attempts:
-                    raise Unreachable(f"cannot reach {self.name}: {_reason(exc)}") from exc
+                reason = _reason(exc)
+                self.breaker.failed(reason)
+                timeouts += isinstance(exc, httpx.TimeoutException)
+                if attempt == attempts or timeouts > 1:
+                    raise Unreachable(f"cannot reach {self.name}: {reason}") from exc
                 RETRIES.retried()
                 time.sleep(self.retry.delay(attempt))
                 continue
             RETRIES.answered(response.status_code)
+            self.breaker.answered(response.status_code)
             if attempt < attempts and self.retry.retryable(response):
                 response.close()
                 RETRIES.retried()

@@ -252,3 +252,81 @@ def test_a_killed_sync_leaves_no_tag_on_partial_content_and_resumes(
     assert len(uploaded) <= len(missing)
     for release in pushed:
         assert target_seeder.digest_of(release.repository, release.tag) == release.digest
+
+
+def test_a_target_that_dies_ends_the_run_quickly_with_a_short_summary(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder
+) -> None:
+    """The target is killed while blobs are being copied: the run ends within seconds,
+    with one line per kind of failure (not one per blob), and is recorded as failed."""
+    for version in ("1.5.0", "1.5.1", "1.5.2", "1.5.3"):
+        for repo in REPOS:
+            seeder.push_release(repo, version, layer_size=1024 * 1024)
+    ledger = tmp_path / "ledger.sqlite"
+    args = [sys.executable, "-m", "mirror", "sync", "--source", upstream.url]
+    args += ["--target", target.url, "--all-tags", "--ledger", str(ledger), "--concurrency", "2"]
+    process = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(r.method == "PUT" and "/blobs/uploads/" in r.path for r in target.requests()):
+            break
+        time.sleep(0.01)
+    assert target.process is not None and process.poll() is None
+    target.process.kill()
+    died = time.monotonic()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert time.monotonic() - died < 30
+    errors = [line for line in stderr.splitlines() if "level=error" in line]
+    assert 1 <= len(errors) <= 4, stderr
+    assert any("count=" in line for line in errors), errors
+    assert "Traceback" not in stderr
+    from mirror.ledger import Ledger
+
+    with Ledger.open(str(ledger)) as book:
+        assert [run.outcome for run in book.recent_runs()] == ["failed"]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_sync_at_a_safe_point_records_it_and_says_so(
+    tmp_path: Path,
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    sig: signal.Signals,
+    code: int,
+) -> None:
+    pushed = [
+        seeder.push_release(repo, version, layer_size=1024 * 1024)
+        for version in ("1.5.0", "1.5.1", "1.5.2")
+        for repo in REPOS
+    ]
+    ledger = tmp_path / "ledger.sqlite"
+    args = [sys.executable, "-m", "mirror", "sync", "--source", upstream.url, "--all-tags"]
+    args += ["--target", target.url, "--ledger", str(ledger), "--concurrency", "1"]
+    process = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(r.method == "PUT" and "/blobs/uploads/" in r.path for r in target.requests()):
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the sync ended before the signal"
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    said = [line for line in stderr.splitlines() if line.startswith("mirror: ")]
+    assert len(said) == 1, stderr
+    assert f"interrupted by {sig.name} (recorded as interrupted)" in said[0]
+    from mirror.ledger import Ledger
+
+    with Ledger.open(str(ledger)) as book:
+        assert [run.outcome for run in book.recent_runs()] == ["interrupted"]
+    target_seeder = Seeder(target.url)
+    try:
+        for release in pushed:
+            if target_seeder.digest_of(release.repository, release.tag) is not None:
+                assert all(
+                    target_seeder.has_manifest(release.repository, c) for c in release.children
+                )
+    finally:
+        target_seeder.close()
