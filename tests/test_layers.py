@@ -1,6 +1,6 @@
 """The layering of `mirror/`: every import points down, never up.
 
-    data        mirror, errors, reference, digest, manifest, yamlfile, files, logs
+    data        mirror, errors, reference, digest, manifest, yamlfile, files, logs, redact
     transport   mirror.transport (registries, OCI layouts, auth, ACR)
     governance  mirror.governance (the tag grammar, policies, decisions, audit rules)
     ledger      mirror.ledger
@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1] / "mirror"
 LAYERS = (
-    ("data", ("errors", "reference", "digest", "manifest", "yamlfile", "files", "logs")),
+    ("data", ("errors", "reference", "digest", "manifest", "yamlfile", "files", "logs", "redact")),
     ("transport", ("transport",)),
     ("governance", ("governance",)),
     ("ledger", ("ledger",)),

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mirror.errors import ConfigError
 from mirror.governance.decide import Governance
 from mirror.governance.selection import Selector, select_all
 from mirror.governance.versions import Line
@@ -41,6 +42,9 @@ class Job:
         all_tags: bool,
         concurrency: int | None,
     ) -> Job:
+        for option, value in (("--source", source), ("--target", target)):
+            if value is not None and not value.strip():
+                raise ConfigError(f"{option}: empty; give a registry (host[:port]) or oci:PATH")
         config = load_config(config_path)
         overrides: dict[str, object] = {}
         if repos:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mirror.engine.plan import Observed, TagStep, plan_tags
 from mirror.engine.pool import map_limited
-from mirror.errors import NotFound
+from mirror.errors import MirrorError, NotFound
 from mirror.governance.decide import Action, Governance, rebuilt_from
 from mirror.governance.scope import EVERYTHING, Scope
 from mirror.governance.selection import Selector
@@ -31,6 +31,7 @@ class Observation:
 
     observed: list[Observed] = field(default_factory=list)
     skipped: list[TagStep] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # repositories not listed
     derived: dict[str, dict[str, str]] = field(default_factory=dict)
     fetched: dict[tuple[str, str], Manifest] = field(default_factory=dict)
 
@@ -58,9 +59,12 @@ def observe(
     """Tag listings, selection (narrowed to `scope`), and what each selected tag points
     at on each side."""
     found = Observation()
-    source_tags, target_listed = _listings(source, target, repositories, concurrency)
+    source_tags, target_listed, errors = _listings(source, target, repositories, concurrency)
+    if errors and len(errors) == len(repositories):
+        raise errors[0][1]  # nothing to go on: the run fails with the first reason
+    found.failures = [(f"the tags of {repo}", str(error)) for repo, error in errors]
     wanted: list[tuple[str, str]] = []
-    for repo in repositories:
+    for repo in source_tags:
         verdicts = select(repo, source_tags[repo])
         chosen = set(scope.narrow(v.tag for v in verdicts if v.selected))
         for verdict in verdicts:
@@ -90,23 +94,37 @@ def observe(
     return found
 
 
+Listed = tuple[dict[str, list[str]], dict[str, list[str]], list[tuple[str, MirrorError]]]
+
+
 def _listings(
     source: Store, target: Store, repositories: Sequence[str], concurrency: int
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Tag lists of every repository on both sides, fetched together. A repository
-    missing from the source is an error; missing from the target, it is empty."""
+) -> Listed:
+    """Tag lists of every repository on both sides, fetched together. A repository the
+    source cannot list (missing, refused) is left out, with its error, so that the
+    others are still mirrored; missing from the target, a repository is empty."""
 
-    def listing(job: tuple[bool, str]) -> list[str]:
+    def listing(job: tuple[bool, str]) -> list[str] | MirrorError:
         from_source, repo = job
-        return source.list_tags(repo) if from_source else _tags_or_none(target, repo)
+        try:
+            return source.list_tags(repo) if from_source else _tags_or_none(target, repo)
+        except MirrorError as error:
+            return error
 
     jobs = [(True, repo) for repo in repositories] + [(False, repo) for repo in repositories]
     lists = map_limited(concurrency, listing, jobs)
     count = len(repositories)
-    return (
-        dict(zip(repositories, lists[:count], strict=True)),
-        dict(zip(repositories, lists[count:], strict=True)),
-    )
+    sources: dict[str, list[str]] = {}
+    targets: dict[str, list[str]] = {}
+    errors: list[tuple[str, MirrorError]] = []
+    for repo, upstream, mirrored in zip(repositories, lists[:count], lists[count:], strict=True):
+        if isinstance(upstream, MirrorError):
+            errors.append((repo, upstream))
+        elif isinstance(mirrored, MirrorError):
+            errors.append((repo, mirrored))
+        else:
+            sources[repo], targets[repo] = upstream, mirrored
+    return sources, targets, errors
 
 
 def _derived_tags(

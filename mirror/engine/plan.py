@@ -96,7 +96,7 @@ def _decide(
         item.repository, item.tag, Action.SKIP, "", source_digest, target_digest, tag.kind.value
     )
     if source_digest is None:
-        return [replace(step, reason="skip: no longer in the source")]
+        return [replace(step, reason="skip: listed in the source, but its manifest is not there")]
     if tag.kind is TagKind.OTHER:
         return [_decide_plain(step)]
     decision = decide(

@@ -45,6 +45,7 @@ class SyncOutcome:
     locks: list[LockStep] = field(default_factory=list)
     locking: LockResult = field(default_factory=LockResult)
     interrupted: bool = False
+    unlisted: list[tuple[str, str]] = field(default_factory=list)  # repositories not listed
 
     @property
     def locked(self) -> list[tuple[str, str]]:
@@ -52,8 +53,8 @@ class SyncOutcome:
 
     @property
     def failures(self) -> list[tuple[str, str]]:
-        """Every step that failed, copying or locking: (what, why)."""
-        return self.result.failures + self.locking.failures
+        """Every step that failed, listing, copying or locking: (what, why)."""
+        return self.unlisted + self.result.failures + self.locking.failures
 
     @property
     def ok(self) -> bool:
@@ -99,7 +100,7 @@ def sync(
     manifests = fetch_manifests(source, steps, concurrency=lookups, known=observation.fetched)
     content = plan_content(steps, manifests, observation.present())
     copier = Copier(source, target, reporter, concurrency=concurrency, stop=stop)
-    outcome = SyncOutcome(steps, content, copier.apply(content))
+    outcome = SyncOutcome(steps, content, copier.apply(content), unlisted=observation.failures)
     outcome.interrupted = stop.is_set()
     result = outcome.result
     if metadata is not None and not outcome.interrupted:

@@ -38,6 +38,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _ascii_host(host: str, text: str) -> str:
+    """An internationalised host name in its IDNA (ASCII) form; why not, if it has none."""
+    if host.isascii():
+        return host
+    name, colon, port = host.partition(":")
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError as error:
+        raise ConfigError(f"not a registry address: {text!r}: {error}") from None
+    return f"{ascii_name}{colon}{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """A registry's base URL. TLS unless the registry is on loopback or marked insecure."""
@@ -69,9 +81,18 @@ class Endpoint:
                 raise ConfigError(f"not a registry address: {text!r}")
             if parts.query or parts.fragment:
                 raise ConfigError(f"not a registry address: {text!r}")
+            if "@" in parts.netloc:
+                raise ConfigError(
+                    f"not a registry address: {text!r}: credentials do not go in the address "
+                    "(use username and password_env in mirror.yaml, or docker login)"
+                )
             host, scheme, prefix = parts.netloc, parts.scheme, parts.path.strip("/")
+        host = _ascii_host(host, text)
         if not _HOST.fullmatch(host):
             raise ConfigError(f"not a registry address: {text!r}")
+        port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
+        if port and not 0 < int(port) < 65536:
+            raise ConfigError(f"not a registry address: {text!r}: port {port} is not 1-65535")
         if scheme == "http" and not (insecure or is_loopback(host)):
             raise ConfigError(
                 f"refusing plain http to {host}: only loopback registries may use http "

@@ -9,6 +9,7 @@ mirror's own wire (`wire.Transport`).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -335,11 +336,19 @@ def _refusal(response: httpx.Response, registry: str, what: str, detail: str) ->
     return f"{registry} refused the credentials of {who} for {what}: not authorized{detail}"
 
 
+def _gist(text: str) -> str:
+    """A body that is not the registry's JSON (an HTML error page of a proxy or a web
+    server) as one line: its first 80 printable characters, tags and spacing dropped."""
+    plain = " ".join(re.sub(r"<[^>]*>", " ", text).split())
+    printable = "".join(c for c in plain if c.isprintable())
+    return printable[:80] + ("..." if len(printable) > 80 else "")
+
+
 def _error_body(response: httpx.Response) -> tuple[str | None, str]:
     try:
         body: Any = response.json()
     except ValueError:
-        return None, response.text.strip()[:200]
+        return None, _gist(response.text)
     errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]

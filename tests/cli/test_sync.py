@@ -330,3 +330,62 @@ def test_a_signal_stops_the_sync_at_a_safe_point_records_it_and_says_so(
                 )
     finally:
         target_seeder.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--target", ""), "--target: empty"),
+        (("--source", " "), "--source: empty"),
+        (("--target", "127.0.0.1:70000"), "port 70000 is not 1-65535"),
+        (("--target", "b\udcfccher.example"), "codec failed"),
+    ],
+)
+def test_bad_addresses_are_usage_errors_that_say_why(
+    tmp_path: Path, args: tuple[str, str], message: str
+) -> None:
+    result = run_mirror("plan", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in one_line_error(result)
+
+
+def test_a_web_server_that_is_not_a_registry_is_one_line(tmp_path: Path) -> None:
+    """An HTML error page is summarised, not printed whole."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>\n<head><title>404 Not Found</title></head>\n<body>" + b"x" * 500
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = run_mirror("plan", "--source", url, "--repo", "azureiotedge-agent", cwd=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = one_line_error(result)
+    assert "404 Not Found" in line
+    assert "<" not in line.partition("repository")[2] and len(line) < 300, line
+
+
+def test_one_unknown_repository_does_not_stop_the_others(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder
+) -> None:
+    seed(seeder)
+    args = ["--source", upstream.url, "--target", target.url, "--all-tags"]
+    repos = ["--repo", "azureiotedge-agent", "--repo", "no-such-repository"]
+    result = run_mirror("sync", *args, *repos, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "no-such-repository" in result.stderr
+    assert target_seeder.tags("azureiotedge-agent"), "the known repository was mirrored"

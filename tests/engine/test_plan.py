@@ -117,7 +117,7 @@ def test_tags_outside_the_grammar_are_copied_when_they_differ() -> None:
 def test_a_tag_gone_from_the_source_is_skipped() -> None:
     [step] = plan_tags([observed("1.5.3", None, "a")])
     assert step.action is Action.SKIP
-    assert step.reason == "skip: no longer in the source"
+    assert step.reason == "skip: listed in the source, but its manifest is not there"
 
 
 # -- content ---------------------------------------------------------------------------
