@@ -15,6 +15,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -114,8 +115,12 @@ class SqliteFile:
             connection = sqlite3.connect(
                 self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
             )
-            connection.execute(_BUSY_TIMEOUT)
-            connection.execute("PRAGMA journal_mode = WAL")
+            try:
+                connection.execute(_BUSY_TIMEOUT)
+                _write_ahead_logging(connection)
+            except BaseException:
+                connection.close()
+                raise
             self._connection = connection
         return self._connection
 
@@ -243,13 +248,28 @@ def _immediate_transactions(sqlalchemy: Any, engine: Any) -> None:
     def connect(connection: Any, _record: Any) -> None:
         connection.isolation_level = None
         connection.execute(_BUSY_TIMEOUT)
-        connection.execute("PRAGMA journal_mode = WAL")
+        _write_ahead_logging(connection)
 
     def begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     sqlalchemy.event.listen(engine, "connect", connect)
     sqlalchemy.event.listen(engine, "begin", begin)
+
+
+def _write_ahead_logging(connection: sqlite3.Connection) -> None:
+    """Switch the file to WAL mode. SQLite answers "database is locked" at once, without
+    its busy handler, while another connection writes to a file not yet in WAL mode (the
+    moment another process creates the ledger): wait for it, up to `BUSY_SECONDS`."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def open_backend(location: str | None) -> Backend:
