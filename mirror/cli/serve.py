@@ -75,7 +75,7 @@ def serve(
                 log_config=None,
                 access_log=False,
                 lifespan="on",
-                timeout_graceful_shutdown=max(1, int(settings.grace_period)),
+                timeout_graceful_shutdown=5,  # open HTTP requests; the copy has its own grace
             )
         )
         server.run()

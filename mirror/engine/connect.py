@@ -1,7 +1,9 @@
 """Opening the stores a command works on, from `--source`/`--target` values and config.
 
 The one place that turns settings into live clients: endpoint rules (TLS, insecure),
-credentials (config, then Docker's config.json), auth and connection limits.
+the address to dial (`address`), credentials (config, then Docker's config.json), auth,
+connection limits, and on ACR the `HEAD` that asks whether a blob is already there
+(ACR answers a mount of a blob it holds with 202 and a new session, not 201).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from urllib.parse import urlsplit
 
 from mirror.errors import ConfigError
 from mirror.settings.config import Config
-from mirror.settings.registries import RegistrySettings
+from mirror.settings.registries import RegistrySettings, split_host_port
 from mirror.transport.acr import is_acr
 from mirror.transport.acr.metadata import AcrMetadata
 from mirror.transport.acr.tokens import AcrTokens, EntraCredential
@@ -63,9 +65,23 @@ def open_registry(
     # one token cache for every thread's client
     auth = RegistryAuth(source, push=push, realm_hosts=settings.token_realms)
     verify = tls_context(settings)
+    addresses = dial_addresses(endpoint, settings)
     return RegistryClient(
-        endpoint, lambda: http_client(auth=auth, verify=verify), prefix=location.prefix
+        endpoint,
+        lambda: http_client(auth=auth, verify=verify, addresses=addresses),
+        prefix=location.prefix,
+        check_presence=is_acr_registry(endpoint, settings),
     )
+
+
+def dial_addresses(
+    endpoint: Endpoint, settings: RegistrySettings
+) -> dict[tuple[str, int], tuple[str, int]]:
+    """The registry's (host, port) -> the address to dial instead, when `address` is set."""
+    if settings.address is None:
+        return {}
+    host, port = split_host_port(endpoint.host, 443 if endpoint.scheme == "https" else 80)
+    return {(host, port): split_host_port(settings.address, port)}
 
 
 def is_acr_registry(endpoint: Endpoint, settings: RegistrySettings) -> bool:

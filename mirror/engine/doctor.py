@@ -10,6 +10,12 @@ of registry access, and says what to do about each finding.
   downloads are redirected to).
 
 Each check gives a `CheckResult`: pass, warn, fail or info, with advice.
+
+"Can push" is proved by a push that leaves nothing behind: an upload session opened
+and completed with the empty blob (`sha256:e3b0...`, zero bytes, which any registry
+may hold). Cancelling the session instead would need the `delete` action, which a
+push-only identity (ACR's acrPush) lacks; an abandoned session would linger until the
+registry expires it. Every step must succeed for a pass.
 """
 
 from __future__ import annotations
@@ -95,6 +101,13 @@ def check_push(side: Access, repository: str) -> CheckResult:
             CheckStatus.FAIL,
             f"{side.describe} cannot push to {repository}: {error}",
             "assign the push identity the acrPush role on the registry",
+        )
+    except MirrorError as error:
+        return CheckResult(
+            "push-can-push",
+            CheckStatus.FAIL,
+            f"{side.describe} could not complete a push to {repository}: {error}",
+            "check the registry accepts pushes (quota, read-only mode, a proxy in between)",
         )
     return CheckResult(
         "push-can-push", CheckStatus.PASS, f"{side.describe} can push to {repository}"
@@ -194,9 +207,10 @@ def _cannot_push(pull: Access, repository: str) -> CheckResult:
 
 
 def _try_upload(registry: RegistryClient, repository: str) -> None:
-    """Start an upload session (proves push permission) and abandon it at once."""
+    """Push the empty blob: open an upload session and complete it with zero bytes
+    (proves push permission; needs no delete and leaves no session open)."""
     session = registry.start_upload(repository)
-    registry.cancel_upload(session)
+    registry.finish_upload(session, repository, b"")
 
 
 def check_tokens(

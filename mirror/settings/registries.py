@@ -1,18 +1,38 @@
 """The `registries:` section of `mirror.yaml`: how to reach one registry.
 
 Keyed by `host[:port]`: TLS (a CA bundle, or plain http allowed for a non-loopback
-host), the identities that push and pull, whether it is Azure Container Registry,
-and whether mirrored specific tags are locked there.
+host), the address to dial for it (like curl's `--resolve`: a private endpoint or
+split DNS), the identities that push and pull, whether it is Azure Container
+Registry, and whether mirrored specific tags are locked there.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mirror.transport.identities import BasicLogin, Identity
 from mirror.yamlfile import Settings
+
+# host[:port]: a name or IPv4 address, or an IPv6 address in brackets
+_HOST_PORT = re.compile(
+    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9][A-Za-z0-9.-]*))"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """`host[:port]` (`10.1.2.3:443`, `[fd00::5]`, `registry.test:5000`) as (host, port):
+    the host lowercase and without brackets, `default_port` when none is given."""
+    match = _HOST_PORT.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a host[:port]: {text!r} (e.g. 10.1.2.3:443)")
+    port = int(match["port"]) if match["port"] else default_port
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} of {text!r} is not 1-65535")
+    return (match["ipv6"] or match["name"]).lower(), port
 
 
 class RegistrySettings(Settings):
@@ -26,6 +46,12 @@ class RegistrySettings(Settings):
 
     insecure: bool = False
     ca_bundle: Path | None = None
+    address: str | None = Field(
+        default=None,
+        description="dial this address (`10.1.2.3:443`; without a port, the registry's "
+        "own port) for the registry's host instead of looking its name up, directly, not "
+        "through a proxy; TLS and the Host header still use the host name",
+    )
     username: str | None = None
     password_env: str | None = Field(
         default=None, description="environment variable holding the password or token"
@@ -43,6 +69,13 @@ class RegistrySettings(Settings):
     lock_specific_tags: bool = Field(
         default=True, description="on ACR, lock each mirrored specific tag (write/delete off)"
     )
+
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value, 443)
+        return value
 
     @model_validator(mode="after")
     def _login_pair(self) -> RegistrySettings:

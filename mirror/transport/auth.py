@@ -281,8 +281,10 @@ class RegistryAuth(httpx.Auth):
             )
 
     def _needed(self, request: httpx.Request) -> dict[tuple[str, str], frozenset[str]]:
-        query = request.url.query.decode("ascii", "replace")
-        return needed_for(request.method, request.url.path, query, push=self._push)
+        # The path as sent: ACR's `/acr/v1/library%2Fhello-world/...` names one
+        # repository in one segment, which the decoded path would split in two.
+        path, _, query = request.url.raw_path.decode("ascii", "replace").partition("?")
+        return needed_for(request.method, path, query, push=self._push)
 
     def _authorize(
         self, request: httpx.Request, needed: Scopes

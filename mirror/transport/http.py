@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -23,15 +23,16 @@ def http_client(
     auth: httpx.Auth | None = None,
     connections: int = 2,
     verify: ssl.SSLContext | None = None,
+    addresses: Mapping[tuple[str, int], tuple[str, int]] | None = None,
 ) -> httpx.Client:
     """A Client tuned for registries: mirror's own wire (`wire.Transport`, keeping up
     to `connections` idle connections per origin), redirects followed (blob downloads
     go to storage hosts), no cookies. `verify` is the TLS context (default: certifi's
-    bundle)."""
+    bundle); `addresses` maps a (host, port) to the address dialled for it."""
     context = verify or context_for()
     return CookielessClient(
         auth=auth,
-        transport=Transport(verify=context, keep=connections),
+        transport=Transport(verify=context, keep=connections, addresses=addresses),
         follow_redirects=True,
         # connect; read: the first byte of an answer, and between two chunks of a body
         timeout=httpx.Timeout(30.0, connect=10.0, read=30.0, pool=None),

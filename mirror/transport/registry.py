@@ -39,6 +39,8 @@ class RegistryClient:
 
     With a `prefix` (`myacr.azurecr.io/edge`), every repository lives under it:
     `azureiotedge-agent` is `edge/azureiotedge-agent` in the registry.
+    `check_presence` is for registries whose blob mount does not say whether the blob
+    is there (ACR): `write_blob` asks with a `HEAD` first.
     """
 
     def __init__(
@@ -47,12 +49,15 @@ class RegistryClient:
         clients: Callable[[], httpx.Client],
         retry: RetryPolicy | None = None,
         prefix: str = "",
+        *,
+        check_presence: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self._clients = PerThread(clients)
         self.retry = retry or RetryPolicy()
         self.breaker = Breaker()
         self.prefix = prefix.strip("/")
+        self.check_presence = check_presence
 
     @property
     def http(self) -> httpx.Client:
@@ -226,9 +231,18 @@ class RegistryClient:
         itself asks "is it here already?" and starts the upload in the same request,
         so a cold copy costs POST + PUT per blob and a present blob one POST. The
         upload is one `PUT <location>&digest=` with the whole stream.
+
+        With `check_presence` (ACR, which answers a mount of a blob it holds with 202
+        and a new session, so a mount proves nothing) `HEAD .../blobs/<digest>` asks
+        first: a present blob costs one HEAD, a cold copy HEAD + POST + PUT; a
+        cross-repository mount is still tried, and its 202 session used to upload.
         """
-        origin = self.full_name(mount_from or repository)
-        query = f"?mount={descriptor.digest}&from={quote(origin, safe='/')}"
+        if self.check_presence and self.has_blob(repository, descriptor):
+            return "present"
+        query = ""
+        if mount_from or not self.check_presence:
+            origin = self.full_name(mount_from or repository)
+            query = f"?mount={descriptor.digest}&from={quote(origin, safe='/')}"
         start = self.url_for(f"/v2/{self._path(repository)}/blobs/uploads/{query}")
         response = self._send("POST", start)
         self._check(response, f"starting an upload to {repository}", 201, 202)
@@ -255,10 +269,15 @@ class RegistryClient:
         location: str = response.headers.get("Location", "")
         return urljoin(str(response.url), location)
 
-    def cancel_upload(self, url: str) -> bool:
-        """Abandon an upload session; False if the registry would not (it expires anyway)."""
-        response = self._send("DELETE", url, retry=False)
-        return response.status_code in (200, 204)
+    def finish_upload(self, url: str, repository: str, content: bytes = b"") -> str:
+        """Complete the upload session at `url` with `content`, in one `PUT <url>&digest=`
+        (which needs only push, where cancelling a session needs delete); the digest."""
+        digest = _digest.compute(content)
+        url += ("&" if "?" in url else "?") + f"digest={digest}"
+        headers = {"Content-Type": "application/octet-stream"}
+        response = self._send("PUT", url, headers=headers, content=content)
+        self._check(response, f"uploading {digest} to {repository}", 201)
+        return digest
 
     def storage_host(self, repository: str, descriptor: Descriptor) -> str | None:
         """The host a blob download is redirected to (a CDN or blob storage), if any."""
@@ -295,7 +314,7 @@ def _reason(exc: httpx.TransportError) -> str:
 
 
 def _error(response: httpx.Response, registry: str, what: str) -> RegistryError:
-    code, message = _error_body(response)
+    code, message = error_body(response)
     status = response.status_code
     detail = f" ({code}: {message})" if code else (f" ({message})" if message else "")
     if status == 401:
@@ -344,7 +363,7 @@ def _gist(text: str) -> str:
     return printable[:80] + ("..." if len(printable) > 80 else "")
 
 
-def _error_body(response: httpx.Response) -> tuple[str | None, str]:
+def error_body(response: httpx.Response) -> tuple[str | None, str]:
     try:
         body: Any = response.json()
     except ValueError:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
 _REPOSITORY_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)/")
-_METADATA_PATH = re.compile(r"^/acr/v1/(?P<name>[^/]+)/_(?:tags|manifests)")
+# `/acr/v1/<name>/_tags...`: the name as one `%2F`-encoded segment (what ACR's clients
+# send) or with literal slashes; a name component never starts with `_`.
+_METADATA_PATH = re.compile(r"^/acr/v1/(?P<name>.+?)/_(?:tags|manifests)(?:[/?]|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,9 @@ def needed_for(
 ) -> dict[tuple[str, str], frozenset[str]]:
     """The scopes a registry API request will be challenged for.
 
+    `path` is the path as sent (percent-encoded, without the query): ACR's
+    `/acr/v1/library%2Fhello-world/_tags/1.0` needs
+    `repository:library/hello-world:metadata_read`, which a decoded path would hide.
     A client that pushes asks for `pull,push` on every request to a repository, so one
     token serves the whole copy into it; a cross-repository mount also needs `pull` on
     the repository it mounts from; ACR's `/acr/v1/<repo>/...` needs `metadata_read`

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import yaml
@@ -24,10 +25,12 @@ from mirror.settings.config import Config
 from mirror.transport.acr.tokens import AcrTokens
 from mirror.transport.auth import DistributionTokens, TokenSource
 from mirror.transport.store import RegistryLocation, parse_location
+from tests.support.acr import ACR_PUSH, RequestRecord
 from tests.support.acr_fixtures import AcrSetup
 from tests.support.entra import EntraApp
 
 REPO = "azureiotedge-agent"
+EMPTY_DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 _OPENED: list[Access] = []
 
 
@@ -162,3 +165,49 @@ def test_cli_with_real_client_secret_credentials(tmp_path: Path, acr: AcrSetup) 
         assert secret not in output
     assert "eyJ" not in output  # no JWT (Entra, refresh or access token) printed
     assert entra.counters.token_requests >= 2  # the real credential went to the stand-in
+
+
+def test_the_push_probe_needs_no_delete_and_leaves_no_upload_session(acr: AcrSetup) -> None:
+    """acrPush has no `delete`, which cancelling an upload needs: the probe completes the
+    session with the empty blob instead, so nothing is left open and nothing refused."""
+    push = entra_side(acr, acr.push, "push", push=True)
+    pull = entra_side(acr, acr.pull, "pull", push=False)
+    mark = len(acr.service.registry.requests())
+    found = by_check(diagnose(push, pull, REPO, acr=True))
+
+    assert found["push-can-push"].status is CheckStatus.PASS
+    assert found["pull-least-privilege"].status is CheckStatus.PASS
+    assert acr.service.open_uploads == {}
+    uploads = [r for r in acr.service.registry.requests_since(mark) if "/blobs/uploads/" in r.path]
+    assert not [r for r in uploads if r.method == "DELETE"]
+    completed = [(r.method, r.status, unquote(r.path)) for r in uploads if r.method == "PUT"]
+    assert len(completed) == 1 and completed[0][:2] == ("PUT", 201)
+    assert completed[0][2].endswith(f"digest={EMPTY_DIGEST}")  # the empty blob, nothing else
+
+
+def test_a_push_identity_without_push_fails_with_the_reason(acr: AcrSetup) -> None:
+    push = entra_side(acr, acr.pull, "the push identity", push=True)
+    finding = by_check(diagnose(push, None, REPO, acr=True))["push-can-push"]
+    assert finding.status is CheckStatus.FAIL
+    assert finding.message.startswith(f"the push identity cannot push to {REPO}: ")
+    assert "the credentials were accepted but do not allow" in finding.message
+    assert "check the identity's role" in finding.message
+    assert acr.service.open_uploads == {}
+
+
+def test_a_push_refused_after_the_upload_started_is_no_pass(acr: AcrSetup) -> None:
+    """The role is taken away between starting the upload and completing it: the probe
+    was refused a step, so it fails (the old probe's refused cancel still passed)."""
+    service = acr.service
+
+    def revoke_after_the_start(record: RequestRecord) -> None:
+        if record.method == "POST" and "/blobs/uploads/" in record.path and record.status == 202:
+            service.unassign(acr.push, ACR_PUSH)
+            service.expire_access_tokens()
+
+    service.hooks.append(revoke_after_the_start)
+    push = entra_side(acr, acr.push, "push", push=True)
+    finding = by_check(diagnose(push, None, REPO, acr=True))["push-can-push"]
+    assert finding.status is CheckStatus.FAIL
+    assert "do not allow" in finding.message
+    assert len(service.open_uploads) == 1  # left to expire, as on ACR; reported as a failure

@@ -24,6 +24,22 @@ What is a stand-in (copied from recorded ACR traffic, see the project's referenc
   here with ACR's `405 REGISTRY_DISALLOWED_OPERATION` before it reaches the registry.
 - Challenges: the registry's `WWW-Authenticate` is rewritten into ACR's form (realm on
   this service, `error="invalid_token"` when no valid token was sent).
+- Mounts, as recorded from ACR: a mount (`POST .../blobs/uploads/?mount=&from=`) from the
+  repository itself is answered `202` with a new upload session even when the blob is
+  there, and so is a cross-repository mount unless `cross_repository_mounts` is set
+  (then the registry mounts: `201`). Presence is asked with `HEAD .../blobs/<digest>`.
+- Upload sessions: `open_uploads` holds every session started and neither completed
+  (`PUT`, 201) nor cancelled (`DELETE`, which needs the `delete` action, as on ACR).
+- Names: nested repository names arrive in `/acr/v1` paths as one `%2F`-encoded segment
+  (what ACR's clients send) and are served; every request is recorded with its path as
+  sent (`RequestRecord.raw_path`). `/acr/v1` errors carry ACR's body
+  (`{"errors":[{"code":"TAG_UNKNOWN","message":...}]}`); failures of the token endpoints
+  are a bare 401 (no body, no challenge); `counters.token_scopes` lists the scopes each
+  token request asked for.
+- A real name: `reached_as="myacr.azurecr.io"` makes the service the login server of
+  that name (the token `service`, the realm `https://myacr.azurecr.io/oauth2/token`,
+  with `tls` a certificate for it from the test CA): clients reach it by dialling
+  127.0.0.1:`port` for that name (mirror's `address` setting).
 
 Deviations that could not be avoided: `readEnabled`/`listEnabled` are stored but not
 enforced; tags cannot be deleted (distribution 2.8 has no tag delete); the proxy applies
@@ -38,6 +54,7 @@ import base64
 import datetime
 import fnmatch
 import hashlib
+import ipaddress
 import json
 import re
 import secrets
@@ -48,12 +65,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -66,6 +85,7 @@ from tests.support.entra import (
     EntraApp,
     EntraStandIn,
     TestCA,
+    pem_private_key,
     rsa_key,
     self_signed_certificate,
 )
@@ -114,6 +134,7 @@ MANIFEST_TYPES = ", ".join(
     ]
 )
 _MANIFEST_PATH = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<reference>[^/]+)$")
+_UPLOAD_PATH = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<session>[^/]*)$")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _HOP_BY_HOP = frozenset(
     {
@@ -128,6 +149,40 @@ _HOP_BY_HOP = frozenset(
         "host",
     }
 )
+
+
+def certificate_for(directory: Path, *names: str) -> tuple[Path, Path, Path]:
+    """(CA bundle, certificate, key) PEM files: a server certificate for the DNS `names`
+    (and 127.0.0.1) from the shared test CA, so that a client trusting the bundle
+    accepts it under those names (`TestCA`'s own certificate is for localhost only)."""
+    ca = TestCA.shared()
+    ca_key, key = rsa_key("test-ca"), rsa_key("test-tls-server")
+    now = datetime.datetime.now(datetime.UTC)
+    alternatives: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
+    alternatives.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca.ca_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    bundle, cert, key_file = (
+        directory / "ca.pem",
+        directory / "server.pem",
+        directory / "server.key",
+    )
+    bundle.write_bytes(ca.ca_certificate.public_bytes(serialization.Encoding.PEM))
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(pem_private_key(key))
+    return bundle, cert, key_file
 
 
 def libtrust_key_id(key: rsa.RSAPublicKey) -> str:
@@ -247,6 +302,7 @@ class RequestRecord:
     path: str
     query: str
     status: int
+    raw_path: str = ""  # the path as sent, percent-encoding kept (`library%2Fhello`)
 
 
 @dataclass
@@ -258,6 +314,7 @@ class AcrCounters:
     tokens: int = 0
     tokens_refused: int = 0
     tokens_by_grant: Counter[str] = field(default_factory=Counter)
+    token_scopes: list[list[str]] = field(default_factory=list)  # per token request
     requests: list[RequestRecord] = field(default_factory=list)
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
@@ -271,6 +328,7 @@ class AcrCounters:
     def reset(self) -> None:
         self.exchanges = self.exchanges_refused = self.tokens = self.tokens_refused = 0
         self.tokens_by_grant.clear()
+        self.token_scopes.clear()
         self.requests.clear()
 
 
@@ -300,7 +358,8 @@ class _Recorder:
     def _record(self, scope: Scope, status: int) -> None:
         """Record before the response leaves, so a client that got it also sees the count."""
         query = scope.get("query_string", b"").decode()
-        record = RequestRecord(scope["method"], scope["path"], query, status)
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode().partition("?")[0]
+        record = RequestRecord(scope["method"], scope["path"], query, status, raw_path)
         self.counters.requests.append(record)
         for hook in list(self.hooks):
             hook(record)
@@ -374,6 +433,12 @@ class AcrStandIn:
     Configure identities with `assign` (Entra apps and their roles) and `add_token`
     (repository-scoped tokens) before or after `start()`. `url` is the registry
     endpoint clients use; `name` is the login server / token `service`.
+
+    `reached_as` (`myacr.azurecr.io`) is the name clients reach the service under while
+    dialling 127.0.0.1:`port`: it becomes the login server (unless `name` says
+    otherwise), the realm's host and, with `tls`, the certificate's name.
+    `cross_repository_mounts` lets the registry answer cross-repository mounts (201);
+    by default they get 202 and a new session, as recorded from ACR.
     """
 
     def __init__(
@@ -386,8 +451,14 @@ class AcrStandIn:
         refresh_token_lifetime: int = 3 * 3600,
         access_token_lifetime: int = 75 * 60,
         tls: bool = False,
+        reached_as: str | None = None,
+        cross_repository_mounts: bool = False,
     ) -> None:
         self.root = root
+        self.reached_as = reached_as
+        self.cross_repository_mounts = cross_repository_mounts
+        # upload sessions started and neither completed nor cancelled: session id -> repo
+        self.open_uploads: dict[str, str] = {}
         self.entra = entra
         self.anonymous_pull = anonymous_pull
         self.refresh_token_lifetime = refresh_token_lifetime
@@ -405,13 +476,19 @@ class AcrStandIn:
         self._revoked: set[str] = set()
         self._key = rsa_key("acr-token-signing")
         self._kid = libtrust_key_id(self._key.public_key())
-        tls_files = TestCA.shared().write(root / "tls") if tls else None
+        tls_files = None
+        if tls:
+            tls_files = (
+                certificate_for(root / "tls", reached_as.split(":")[0])
+                if reached_as
+                else TestCA.shared().write(root / "tls")
+            )
         self.ca_bundle = tls_files[0] if tls_files else None
         self._server = BackgroundServer(
             _Recorder(self._app(), self.counters, self.hooks),
             tls=(tls_files[1], tls_files[2]) if tls_files else None,
         )
-        self.name = name or f"127.0.0.1:{self._server.port}"
+        self.name = name or reached_as or f"127.0.0.1:{self._server.port}"
         self.registry = self._registry()
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -424,8 +501,20 @@ class AcrStandIn:
         return self._server.url
 
     @property
+    def port(self) -> int:
+        """The port the service listens on (on 127.0.0.1)."""
+        return self._server.port
+
+    @property
+    def public_url(self) -> str:
+        """The endpoint under its `reached_as` name (`url` without one)."""
+        if self.reached_as is None:
+            return self.url
+        return f"{self.url.partition(':')[0]}://{self.reached_as}"
+
+    @property
     def realm(self) -> str:
-        return f"{self.url}/oauth2/token"
+        return f"{self.public_url}/oauth2/token"
 
     def assign(self, app: EntraApp, *roles: str) -> EntraApp:
         """Give an Entra app (service principal) roles on this registry."""
@@ -639,6 +728,7 @@ class AcrStandIn:
         default = ("basic" if basic else "anonymous") if request.method == "GET" else "none"
         grant = form.get("grant_type", [default])[0]
         self.counters.tokens_by_grant[grant] += 1
+        self.counters.token_scopes.append(form.get("scope", []))
         identity = self._identify(request, form)
         if identity is None or form.get("service", [None])[0] != self.name:
             self.counters.tokens_refused += 1
@@ -831,12 +921,13 @@ class AcrStandIn:
             return refusal
         upstream = client.build_request(
             request.method,
-            self._upstream_url(request),
+            self._upstream_url(request, self._upstream_query(request)),
             headers=self._upstream_headers(request, honoured=token is None or claims is not None),
             content=self._upstream_body(request, body),
         )
         response = await client.send(upstream, stream=True)
         self._note_manifest_write(request, response)
+        self._note_upload(request, response)
         if response.status_code == 401:
             return await self._unauthorized(response)
         proxied = StreamingResponse(
@@ -856,11 +947,25 @@ class AcrStandIn:
         answer.raw_headers = [*headers, (b"content-length", str(len(body)).encode())]
         return answer
 
-    def _upstream_url(self, request: Request) -> str:
+    def _upstream_url(self, request: Request, query: str) -> str:
         """The registry URL for a request; `library%2Fhello` reaches it as `library/hello`."""
         path = quote(request.url.path, safe="/:@")
-        query = request.scope.get("query_string", b"").decode()
         return self.registry.url + path + (f"?{query}" if query else "")
+
+    def _upstream_query(self, request: Request) -> str:
+        """The query the registry gets: a mount ACR would not make loses `mount`/`from`
+        (a plain upload start, answered 202 with a new session, as ACR answers it)."""
+        query = bytes(request.scope.get("query_string", b"")).decode()
+        match = _UPLOAD_PATH.match(request.url.path)
+        if request.method != "POST" or match is None or match["session"]:
+            return query
+        fields = parse_qsl(query, keep_blank_values=True)
+        sources = [value for name, value in fields if name == "from"]
+        if not any(name == "mount" for name, _ in fields):
+            return query
+        if self.cross_repository_mounts and sources and sources[0] != match["repo"]:
+            return query
+        return urlencode([(name, value) for name, value in fields if name not in ("mount", "from")])
 
     @staticmethod
     def _upstream_headers(request: Request, *, honoured: bool) -> list[tuple[bytes, bytes]]:
@@ -935,6 +1040,19 @@ class AcrStandIn:
                 if head is not None and head.headers["Docker-Content-Digest"] == reference:
                     return True
         return False
+
+    def _note_upload(self, request: Request, response: httpx.Response) -> None:
+        """Keep `open_uploads`: sessions started (202) and not yet completed or cancelled."""
+        match = _UPLOAD_PATH.match(request.url.path)
+        if match is None:
+            return
+        if request.method == "POST" and response.status_code == 202:
+            location = response.headers.get("Location", "")
+            started = _UPLOAD_PATH.match(httpx.URL(location).path)
+            if started is not None and started["session"]:
+                self.open_uploads[started["session"]] = match["repo"]
+        elif request.method in ("PUT", "DELETE") and response.status_code in (201, 204):
+            self.open_uploads.pop(match["session"], None)
 
     def _note_manifest_write(self, request: Request, response: httpx.Response) -> None:
         match = _MANIFEST_PATH.match(request.url.path)

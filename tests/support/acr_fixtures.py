@@ -12,10 +12,14 @@ API (`/acr/v1/...`) and tag/manifest locks (`tests/support/acr.py`), and Entra I
   a push service principal, a pull one, an over-privileged "pull" one and a
   repository-scoped pull token.
 - `acr_factory`: builds more stand-ins with other settings (anonymous pull, TLS, a
-  login-server name, token lifetimes); all are stopped at teardown.
+  login-server name, a real name it is reached under (`reached_as`, with `tls` a
+  certificate for it), cross-repository mounts, token lifetimes); all are stopped at
+  teardown.
 
-Controls on `acr.service` (an `AcrStandIn`): `counters` (exchanges, tokens, every
-request), `hooks` (callbacks after each request), `expire_refresh_tokens()`,
+Controls on `acr.service` (an `AcrStandIn`): `counters` (exchanges, tokens, the scopes
+each token request asked for, every request with its path as sent), `open_uploads`
+(upload sessions neither completed nor cancelled), `hooks` (callbacks after each
+request), `expire_refresh_tokens()`,
 `expire_access_tokens()`, `refresh_token_lifetime` / `access_token_lifetime` (seconds,
 for tokens issued afterwards), `lock(repo, tag_or_digest)` / `unlock(...)` /
 `attributes(...)`, `assign(app, *roles)`, `add_token(...)`, and `registry` (the real

@@ -445,3 +445,100 @@ def test_anonymous_pull_when_enabled(
     assert sorted_actions(upload.headers["WWW-Authenticate"]) == challenge(
         service, scope, "insufficient_scope"
     )
+
+
+EMPTY = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def test_mounts_presence_and_upload_sessions_as_acr_answers_them(
+    client: httpx.Client, acr: AcrSetup, pushed: tuple[Pushed, str]
+) -> None:
+    """A mount of a blob the repository holds: 202 and a new session, not 201. Presence
+    is a HEAD. Cancelling a session needs `delete` (acrPush has none); completing it
+    with the empty blob needs only push. `open_uploads` follows the sessions."""
+    release, token = pushed
+    layer = release.blobs[0]
+    uploads = f"{acr.url}/v2/{REPO}/blobs/uploads/"
+    mount = client.post(f"{uploads}?mount={layer}&from={REPO}", headers=bearer(token))
+    assert mount.status_code == 202
+    session = mount.headers["Location"]
+    assert session.startswith(f"/v2/{REPO}/blobs/uploads/")
+    assert list(acr.service.open_uploads.values()) == [REPO]
+
+    present = client.head(f"{acr.url}/v2/{REPO}/blobs/{layer}", headers=bearer(token))
+    absent = client.head(f"{acr.url}/v2/{REPO}/blobs/{EMPTY}", headers=bearer(token))
+    assert present.status_code == 200
+    assert present.headers["Docker-Content-Digest"] == layer
+    assert int(present.headers["Content-Length"]) > 0
+    assert (absent.status_code, absent.content) == (404, b"")
+
+    cancel = client.delete(f"{acr.url}{session}", headers=bearer(token))
+    assert cancel.status_code == 401
+    assert 'error="insufficient_scope"' in cancel.headers["WWW-Authenticate"]
+    assert len(acr.service.open_uploads) == 1
+    separator = "&" if "?" in session else "?"
+    done = client.put(f"{acr.url}{session}{separator}digest={EMPTY}", headers=bearer(token))
+    assert done.status_code == 201
+    assert acr.service.open_uploads == {}
+
+
+def test_cross_repository_mounts_are_made_only_when_set(
+    client: httpx.Client, acr_factory: Callable[..., AcrStandIn], entra: EntraStandIn
+) -> None:
+    for mounts, expected in ((False, 202), (True, 201)):
+        service = acr_factory(cross_repository_mounts=mounts)
+        owner = service.assign(entra.register(f"owner-{mounts}"), OWNER)
+        release = seed(service, owner, REPO)
+        scope = f"repository:{REPO}-copy:pull,push repository:{REPO}:pull"
+        token = client.get(
+            f"{service.url}/oauth2/token",
+            params={"service": service.name, "scope": scope},
+            headers=basic(owner.client_id, owner.secret),
+        ).json()["access_token"]
+        mount = client.post(
+            f"{service.url}/v2/{REPO}-copy/blobs/uploads/?mount={release.blobs[0]}&from={REPO}",
+            headers=bearer(token),
+        )
+        assert mount.status_code == expected
+
+
+def test_requests_are_recorded_as_sent_and_token_scopes_counted(
+    client: httpx.Client, acr: AcrSetup
+) -> None:
+    refresh = refresh_token(client, acr, acr.pull)
+    token = access_token(client, acr.service, refresh, "repository:iotedge/agent:metadata_read")
+    form = {"grant_type": "refresh_token", "service": acr.name, "refresh_token": refresh}
+    client.post(f"{acr.url}/oauth2/token", data={**form, "scope": "registry:catalog:*"})
+    assert acr.counters.token_scopes == [
+        ["repository:iotedge/agent:metadata_read"],
+        ["registry:catalog:*"],
+    ]
+    missing = client.get(f"{acr.url}/acr/v1/iotedge%2Fagent/_tags/9.9.9?api-version=2021-07-01")
+    record = acr.counters.requests[-1]
+    assert (record.path, record.raw_path) == (
+        "/acr/v1/iotedge/agent/_tags/9.9.9",
+        "/acr/v1/iotedge%2Fagent/_tags/9.9.9",
+    )
+    assert missing.status_code == 401  # no token: challenged for metadata_read
+    unknown = client.get(
+        f"{acr.url}/acr/v1/iotedge%2Fagent/_tags/9.9.9?api-version=2021-07-01",
+        headers=bearer(token),
+    )
+    assert (unknown.status_code, unknown.json()) == (
+        404,
+        {"errors": [{"code": "TAG_UNKNOWN", "message": "the specified tag does not exist"}]},
+    )
+
+
+def test_a_service_reached_under_its_real_name(
+    acr_factory: Callable[..., AcrStandIn], entra: EntraStandIn
+) -> None:
+    service = acr_factory(reached_as="myacr.azurecr.io", tls=True)
+    assert (service.name, service.public_url) == ("myacr.azurecr.io", "https://myacr.azurecr.io")
+    assert service.realm == "https://myacr.azurecr.io/oauth2/token"
+    verify = ssl.create_default_context(cafile=service.ca_bundle)
+    with httpx.Client(trust_env=False, verify=verify) as http:
+        root = http.get(f"{service.url}/v2/")  # the certificate names 127.0.0.1 too
+    assert root.headers["WWW-Authenticate"].startswith(
+        'Bearer realm="https://myacr.azurecr.io/oauth2/token",service="myacr.azurecr.io"'
+    )

@@ -399,3 +399,52 @@ def test_hosts_are_dialled_by_their_idna_name() -> None:
     """The name resolved and checked in TLS is the one the Host header and the token
     were made for (`xn--fa-hia.de`), not Python's older IDNA reading (`fass.de`)."""
     assert wire._origin(httpx.URL("https://faß.de/v2/")) == ("https", "xn--fa-hia.de", 443)
+
+
+def test_a_host_given_an_address_is_dialled_there_and_named_in_the_host_header(
+    scripted: Callable[[Serve], ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`registry.test`, which no resolver knows, reached at 127.0.0.1: directly, not
+    through the proxy the environment names; other hosts are left alone."""
+    server = scripted(answering())
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # discard: would fail if used
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    addresses = {("registry.test", 5000): ("127.0.0.1", server.port)}
+    with http_client(addresses=addresses) as client:
+        assert client.get("http://registry.test:5000/v2/").status_code == 200
+        assert client.get("http://Registry.Test:5000/v2/x").status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            client.get("http://registry.test:5001/v2/")  # another port: not mapped, proxied
+    assert server.connections == 1
+    assert server.requests[0].startswith(b"GET /v2/ HTTP/1.1\r\n")
+    assert b"\r\nHost: registry.test:5000\r\n" in server.requests[0]
+
+
+def test_tls_to_a_host_given_an_address_is_checked_against_the_host_name(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The certificate is for `registry.test`: dialled at 127.0.0.1 under that name it is
+    accepted (SNI and the host-name check use the name); under another name it is not."""
+    from starlette.responses import JSONResponse
+
+    from mirror.transport.tls import TrustOnFirstUse
+    from tests.support.acr import certificate_for
+    from tests.support.entra import BackgroundServer
+
+    bundle, cert, key = certificate_for(tmp_path_factory.mktemp("tls"), "registry.test")
+    server = BackgroundServer(JSONResponse({}), tls=(cert, key))
+    server.start()
+    try:
+        context = TrustOnFirstUse.verifying(bundle)
+        addresses = {
+            ("registry.test", 443): ("127.0.0.1", server.port),
+            ("other.test", 443): ("127.0.0.1", server.port),
+        }
+        with http_client(verify=context, addresses=addresses) as client:
+            response = client.get("https://registry.test/v2/")
+            assert (response.status_code, response.json()) == (200, {})
+            with pytest.raises(httpx.ConnectError, match=r"other\.test"):
+                client.get("https://other.test/v2/")
+    finally:
+        server.stop()

@@ -5,6 +5,12 @@
 authenticated connection: locking a mirrored specific tag means
 `writeEnabled=false, deleteEnabled=false` on the tag, its index and every child
 manifest. Not part of the OCI distribution spec; a plain registry answers 404.
+
+Repository names go in the path as one `%2F`-encoded segment
+(`/acr/v1/edge%2Fazureiotedge-agent/_tags/1.5.0`), as ACR's own clients send them.
+A refusal or failure is reported with the code and message of ACR's error body
+(`404 TAG_UNKNOWN: the specified tag does not exist`); a token without the right
+(`insufficient_scope`) names the action the registry asked for.
 """
 
 from __future__ import annotations
@@ -18,7 +24,15 @@ import httpx
 
 from mirror.errors import AuthenticationError, NotFound, RegistryError
 from mirror.transport.acr import API_VERSION
-from mirror.transport.registry import RegistryClient
+from mirror.transport.auth import Challenge
+from mirror.transport.registry import RegistryClient, error_body
+
+# What each metadata action takes, for the advice on a refusal.
+_NEEDS = {
+    "metadata_read": "reading tag attributes needs metadata read (acrPull has it)",
+    "metadata_write": "changing tag attributes needs metadata write (e.g. a custom role "
+    "with Microsoft.ContainerRegistry/registries/metadata/write)",
+}
 
 LOCKED = {"writeEnabled": False, "deleteEnabled": False}
 
@@ -59,20 +73,23 @@ class AcrMetadata:
     ) -> httpx.Response:
         params = {"api-version": API_VERSION}
         response = self.registry.http.request(method, url, params=params, json=json)
-        if response.status_code == 404:
-            raise NotFound(f"{self.registry.name}: not found: {what}", status=404)
-        if response.status_code in (401, 403):
+        status = response.status_code
+        if status == 200:
+            return response
+        code, message = error_body(response)
+        detail = f" ({code}: {message})" if code else (f" ({message})" if message else "")
+        name = self.registry.name
+        if status == 404:
+            raise NotFound(f"{name}: not found: {what}{detail}", status=404, code=code)
+        if status in (401, 403):
             raise AuthenticationError(
-                f"{self.registry.name} refused {what}: the identity needs permission to "
-                "read/write tag attributes (metadata)",
-                status=response.status_code,
+                f"{name} refused {what}{detail}: {_refusal_advice(response, method)}",
+                status=status,
+                code=code,
             )
-        if response.status_code != 200:
-            raise RegistryError(
-                f"{self.registry.name} failed {what}: HTTP {response.status_code}",
-                status=response.status_code,
-            )
-        return response
+        raise RegistryError(
+            f"{name} failed {what}: HTTP {status}{detail}", status=status, code=code
+        )
 
     def tag_states(self, repository: str) -> dict[str, Attributes]:
         """Every tag's attributes, following `Link` pagination (one request per page)."""
@@ -115,3 +132,15 @@ class AcrMetadata:
         self._call(
             "PATCH", self._url(repository, f"_tags/{tag}"), f"locking {repository}:{tag}", LOCKED
         )
+
+
+def _refusal_advice(response: httpx.Response, method: str) -> str:
+    """What a refused metadata call lacked: the action the challenge named, if any."""
+    challenge = Challenge.parse(response.headers.get("WWW-Authenticate", ""))
+    wanted = challenge.params.get("scope", "")
+    if challenge.params.get("error") == "insufficient_scope" and wanted:
+        action = wanted.rpartition(":")[2]
+        advice = _NEEDS.get(action, "check the identity's role")
+        return f"the credentials were accepted but do not allow {action} ({wanted}): {advice}"
+    action = "metadata_read" if method in ("GET", "HEAD") else "metadata_write"
+    return f"the identity needs permission to read/write tag attributes ({_NEEDS[action]})"

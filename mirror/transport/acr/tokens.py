@@ -11,7 +11,19 @@ and reused for every scope until shortly before it expires; if the token endpoin
 refuses it (a bare 401: expired or revoked), one new exchange is made. The Entra
 token comes from an `EntraCredential` (anything with azure-core's
 `get_token(*scopes)`); building one from configuration is `entra.py`'s job, so this
-module never imports azure-identity.
+module never imports azure-identity. A request that needs no scope (the `GET /v2/`
+check, challenged without one) gets a token for `registry:catalog:*`, the scope ACR's
+own clients ask for there.
+
+How the failures look on ACR, and what mirror says about each:
+
+- a bare 401 from `/oauth2/exchange`: the Entra token is not accepted (another
+  tenant's, or for another audience);
+- a bare 401 from `/oauth2/token`, again after a new exchange: the credentials were
+  refused (a wrong secret, an expired or revoked refresh token);
+- a missing role is no failure here: the token comes back (200) without the
+  action, and the registry call itself is refused with `insufficient_scope` (the
+  registry client says which scope and to check the identity's role).
 
 `AcrMetadata` reads and changes tag and manifest attributes
 (`/acr/v1/<repo>/_tags/<tag>`, `/_manifests/<digest>`): locking a mirrored specific
@@ -34,6 +46,7 @@ from mirror.transport.acr import API_VERSION
 from mirror.transport.auth import Challenge, Token, jwt_expiry, token_from_response
 
 ACR_SCOPE = "https://containerregistry.azure.net/.default"
+CATALOG_SCOPE = "registry:catalog:*"  # asked for when a request needs no scope
 _REFRESH_MARGIN = 300.0  # renew a refresh token this long before it expires
 _DEFAULT_REFRESH_LIFETIME = 3 * 3600.0
 
@@ -81,12 +94,18 @@ class AcrTokens:
             # revoked. Go back to Entra once; a second refusal is final.
             refresh = yield from self._refresh_token(challenge, refused=refresh)
             response = yield self._token_request(challenge, scopes, refresh)
+        if response.status_code == 401:
+            raise AuthenticationError(
+                f"{challenge.service or 'the registry'} refused the credentials of "
+                f"{self._describe} at its token endpoint (HTTP 401): the credentials were "
+                "refused (a wrong secret, or an expired or revoked refresh token)",
+                status=401,
+            )
         if response.status_code != 200:
             raise AuthenticationError(
-                f"{challenge.service or 'the registry'} refused an access token for "
-                f"{' '.join(scopes) or 'the registry'} to {self._describe} "
-                f"(HTTP {response.status_code}): check its role assignment (acrPull to "
-                "pull, acrPush to push)",
+                f"{challenge.service or 'the registry'} did not issue an access token for "
+                f"{' '.join(scopes) or CATALOG_SCOPE} to {self._describe} "
+                f"(HTTP {response.status_code})",
                 status=response.status_code,
             )
         return token_from_response(response, self._clock())
@@ -104,10 +123,15 @@ class AcrTokens:
             entra = self._entra_token()
             response = yield self._exchange_request(challenge, entra.token)
             if response.status_code != 200:
+                reason = (
+                    "the Microsoft Entra token is not accepted (wrong tenant or audience: "
+                    f"the identity must be of the registry's tenant, the token for {ACR_SCOPE})"
+                    if response.status_code == 401
+                    else "the token exchange failed"
+                )
                 raise AuthenticationError(
                     f"{challenge.service or 'the registry'} refused the Microsoft Entra "
-                    f"token of {self._describe} (HTTP {response.status_code}): is it "
-                    "assigned a role on this registry?",
+                    f"token of {self._describe} (HTTP {response.status_code}): {reason}",
                     status=response.status_code,
                 )
             value = _field(response, "refresh_token")
@@ -142,7 +166,7 @@ class AcrTokens:
         form = {
             "grant_type": "refresh_token",
             "service": challenge.service,
-            "scope": " ".join(scopes),
+            "scope": " ".join(scopes) or CATALOG_SCOPE,
             "refresh_token": refresh,
         }
         params = {"api-version": API_VERSION}
