@@ -88,21 +88,26 @@ class Descriptor:
             media_type = str(data["mediaType"])
             size = int(data["size"])
             digest = _digest.validate(str(data["digest"]))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ManifestError(f"{where}: malformed descriptor ({exc})") from None
         platform = None
         if isinstance(data.get("platform"), dict):
             p = data["platform"]
+            variant = p.get("variant")
             platform = Platform(
-                str(p.get("os", "")), str(p.get("architecture", "")), p.get("variant")
+                str(p.get("os", "")),
+                str(p.get("architecture", "")),
+                str(variant) if variant is not None else None,
             )
-        annotations = data.get("annotations") or {}
+        urls, annotations = data.get("urls") or [], data.get("annotations") or {}
+        if not isinstance(urls, list) or not isinstance(annotations, dict):
+            raise ManifestError(f"{where}: malformed descriptor (urls or annotations)")
         return cls(
             media_type=media_type,
             digest=digest,
             size=size,
             platform=platform,
-            urls=tuple(data.get("urls") or ()),
+            urls=tuple(str(url) for url in urls),
             annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items())),
         )
 
@@ -174,9 +179,12 @@ class Manifest:
         if "config" not in document:
             raise ManifestError(f"{self.digest}: image manifest without a config")
         config = Descriptor.from_json(document["config"], f"{self.digest} config")
+        listed = document.get("layers") or []
+        if not isinstance(listed, list):
+            raise ManifestError(f"{self.digest}: 'layers' is not a list")
         layers = [
             Descriptor.from_json(layer, f"{self.digest} layers[{i}]")
-            for i, layer in enumerate(document.get("layers") or [])
+            for i, layer in enumerate(listed)
         ]
         return [config, *(layer for layer in layers if layer.distributable)]
 
@@ -191,8 +199,9 @@ class Manifest:
 def _load(raw: bytes, digest: str) -> dict[str, Any]:
     try:
         document = json.loads(raw)
-    except ValueError as exc:
-        raise ManifestError(f"{digest}: manifest is not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        reason = exc if isinstance(exc, ValueError) else "nested too deeply"
+        raise ManifestError(f"{digest}: manifest is not valid JSON ({reason})") from None
     if not isinstance(document, dict):
         raise ManifestError(f"{digest}: manifest is not a JSON object")
     return document

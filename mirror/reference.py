@@ -55,17 +55,23 @@ class ImageReference:
         """
         if text.startswith("$"):
             raise InvalidReference(f"not an image reference (placeholder): {text!r}")
+        if not text.isascii() or not text.isprintable() or " " in text:
+            raise InvalidReference(
+                f"not a valid image reference {text!r}: spaces or control characters"
+            )
         from docker_image import reference as _grammar  # compiles large regexes: on demand
 
         try:
             parsed = _grammar.Reference.parse_normalized_named(text)
-        except _grammar.InvalidReference as exc:
-            raise InvalidReference(f"not a valid image reference {text!r}: {exc}") from None
+        except Exception as exc:  # the grammar's own errors, whatever their class
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise InvalidReference(f"not a valid image reference {text!r}: {reason}") from None
+        digest = parsed["digest"] or None
         return cls(
             registry=parsed.domain(),
             repository=parsed.path(),
             tag=parsed["tag"] or None,
-            digest=parsed["digest"] or None,
+            digest=_digest.validate(digest) if digest is not None else None,
         )
 
     @property

@@ -98,6 +98,11 @@ def read_yaml(text: str, source: str) -> tuple[yaml.Node | None, object]:
         return root, loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(source, text, exc) from None
+    except (ValueError, IndexError, KeyError, AttributeError, TypeError, RecursionError) as exc:
+        # PyYAML's constructors let these through for values they cannot build
+        # (`!!int abc`, a date such as 2001-13-45)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"{source}: not valid YAML: a value cannot be read ({reason})") from None
     finally:
         loader.dispose()
 
@@ -119,9 +124,14 @@ def line_of(root: yaml.Node, loc: KeyPath) -> int:
 
 
 def path_of(loc: KeyPath) -> str:
+    """`rules[0].keep_newest`; a key that is not plain printable text is quoted."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = str(part)
+            text += f".{name}" if name.isprintable() else f".{name!r}"
     return text.lstrip(".") or "(top level)"
 
 

@@ -19,6 +19,7 @@ from mirror.deployment.edits import (
     Edit,
     Rendered,
     insert_member,
+    insert_members,
     replace_string,
 )
 from mirror.deployment.edits import string_literal as _literal
@@ -94,19 +95,21 @@ def _update_entry(
     if node is None:
         return [], []
     edits, changes = [], []
+    missing: dict[str, Rendered] = {}
     for key, value in wanted.items():
         found = entry.field(key)
         if found is not None and found.text == value:
             continue
         path = f"{entry.located.path}.{key}"
         if found is None:
-            edits.append(insert_member(manifest.document, node, key, value))
+            missing[key] = value
             line = manifest.line(entry.located)
             changes.append(Change(ChangeKind.CREDENTIAL, path, line, None, value))
             continue
         edits.append(_replace_value(manifest.document, found, value))
         old = found.text if found.text is not None else manifest.document.source(found.node)
         changes.append(Change(ChangeKind.CREDENTIAL, path, manifest.line(found), old, value))
+    edits += insert_members(manifest.document, node, missing)
     return edits, changes
 
 

@@ -343,5 +343,8 @@ class _Parser:
             self._fail("invalid number")
         start, self.pos = self.pos, match.end()
         raw = match.group()
-        value: int | float = float(raw) if any(c in raw for c in ".eE") else int(raw)
+        try:
+            value: int | float = float(raw) if any(c in raw for c in ".eE") else int(raw)
+        except ValueError:  # more digits than Python converts (4300)
+            self._fail("number too long", at=start)
         return JNumber(start, self.pos, value)

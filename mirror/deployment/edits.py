@@ -148,6 +148,16 @@ def insert_member(document: Document, obj: JObject, key: str, value: Rendered) -
     return Edit(obj.start, obj.end, text)
 
 
+def insert_members(document: Document, obj: JObject, members: dict[str, Rendered]) -> list[Edit]:
+    """Add several members to `obj` (one edit for an empty object: each insertion into
+    `{}` would replace the same two characters)."""
+    if obj.members or len(members) <= 1:
+        return [insert_member(document, obj, key, value) for key, value in members.items()]
+    multiline = "\n" in document.text or "\r" in document.text
+    text = render(members, document.indent_at(obj.start), Style.of(document), multiline)
+    return [Edit(obj.start, obj.end, text)]
+
+
 def _append_member(
     document: Document, obj: JObject, key: str, value: Rendered, style: Style
 ) -> Edit:

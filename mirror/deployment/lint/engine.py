@@ -18,7 +18,7 @@ from mirror.deployment.errors import DeploymentFileError
 from mirror.deployment.lint import containers, credentials, edgehub, images, structure
 from mirror.deployment.lint.catalog import RULES, RULES_BY_ID
 from mirror.deployment.lint.context import Check, Issue, LintContext
-from mirror.deployment.lint.finding import Finding, Severity, has_errors
+from mirror.deployment.lint.finding import Finding, Severity, has_errors, one_line
 from mirror.deployment.runtime import DEFAULT_CATALOG, RuntimeCatalog
 from mirror.deployment.settings import LintSettings
 from mirror.deployment.shape import DeploymentManifest, load_manifest
@@ -67,8 +67,8 @@ def _grade(manifest: DeploymentManifest, issue: Issue, settings: LintSettings) -
         severity=severity,
         file=manifest.file,
         line=document.line_of(issue.anchor),
-        path=issue.path,
-        message=issue.message,
+        path=one_line(issue.path),
+        message=one_line(issue.message),
         column=document.column_of(issue.anchor),
     )
 

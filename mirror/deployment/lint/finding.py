@@ -43,3 +43,11 @@ class Finding:
 def has_errors(findings: list[Finding] | tuple[Finding, ...]) -> bool:
     """Whether lint should fail: any finding of severity error."""
     return any(f.severity is Severity.ERROR for f in findings)
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters shown escaped, so that a key
+    or a value of a manifest cannot add lines to a report."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
