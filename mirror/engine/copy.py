@@ -26,7 +26,7 @@ import httpx
 
 from mirror.digest import verified
 from mirror.engine.plan import BlobCopy, ContentPlan, ManifestCopy, TagWrite
-from mirror.errors import AuthenticationError, CircuitOpen, MirrorError, NotFound
+from mirror.errors import AuthenticationError, CircuitOpen, MirrorError, NotFound, Unreachable
 from mirror.transport.endpoint import RETRIES, RetryPolicy
 from mirror.transport.store import Store, Written
 
@@ -167,7 +167,8 @@ class Copier:
     @contextmanager
     def _verified_source(self, copy: BlobCopy) -> Iterator[Iterator[bytes]]:
         with self.source.read_blob(copy.repository, copy.descriptor) as chunks:
-            yield self._counted(verified(chunks, copy.descriptor.digest, copy.descriptor.size))
+            read = _read_from(self.source.name, chunks)
+            yield self._counted(verified(read, copy.descriptor.digest, copy.descriptor.size))
 
     def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -237,6 +238,16 @@ class Copier:
                 RETRIES.retried()
                 time.sleep(self.retry.delay(number))
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read_from(source: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """`chunks` of a source blob; a failure to read them names the source. The upload that
+    consumes them must not take a source's broken connection for the target's."""
+    try:
+        yield from chunks
+    except httpx.HTTPError as error:
+        reason = str(error) or type(error).__name__
+        raise Unreachable(f"cannot read from {source}: {reason}") from error
 
 
 def describe(error: BaseException) -> str:

@@ -7,11 +7,34 @@ the observation already fetched (tags new to the target) are not fetched again.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from mirror.engine.plan import TagStep
 from mirror.engine.pool import map_limited
+from mirror.errors import DigestMismatch, ManifestError
 from mirror.manifest import Manifest
 from mirror.transport.store import Store
+
+Key = tuple[str, str]  # (repository, digest)
+
+
+@dataclass
+class Fetched:
+    """The manifests fetched, and those that did not verify (with why)."""
+
+    manifests: dict[Key, Manifest] = field(default_factory=dict)
+    failed: dict[Key, str] = field(default_factory=dict)
+
+    def unfit(self, step: TagStep) -> str | None:
+        """Why `step` cannot be written (a manifest it needs did not verify), or None."""
+        assert step.source_digest is not None
+        pending = [(step.repository, step.source_digest)]
+        while pending:
+            key = pending.pop()
+            if key not in self.manifests:
+                return self.failed.get(key, f"manifest {key[1]} was not fetched")
+            pending += [(key[0], child.digest) for child in self.manifests[key].children()]
+        return None
 
 
 def fetch_manifests(
@@ -19,11 +42,14 @@ def fetch_manifests(
     steps: Sequence[TagStep],
     *,
     concurrency: int = 8,
-    known: Mapping[tuple[str, str], Manifest] | None = None,
-) -> dict[tuple[str, str], Manifest]:
+    known: Mapping[Key, Manifest] | None = None,
+) -> Fetched:
     """Every manifest the pending steps need (indexes, then their children), verified;
-    those in `known` (already fetched) are not fetched again."""
-    manifests: dict[tuple[str, str], Manifest] = dict(known or {})
+    those in `known` (already fetched) are not fetched again. A manifest that does not
+    verify is set aside (`failed`), not fetched again, and fails only the tags that
+    need it."""
+    found = Fetched(dict(known or {}))
+    manifests = found.manifests
     wanted = {(s.repository, s.source_digest) for s in steps if s.pending and s.source_digest}
     for repo, digest in list(wanted):
         if (repo, digest) in manifests:
@@ -31,10 +57,20 @@ def fetch_manifests(
     wanted -= manifests.keys()
     while wanted:
         keys = sorted(wanted)
-        fetched = map_limited(concurrency, lambda key: source.get_manifest(*key, key[1]), keys)
+        fetched = map_limited(concurrency, lambda key: _fetch(source, key), keys)
         wanted = set()
-        for (repo, _), manifest in zip(keys, fetched, strict=True):
-            manifests[(repo, manifest.digest)] = manifest
-            wanted |= {(repo, child.digest) for child in manifest.children()}
-        wanted -= manifests.keys()
-    return manifests
+        for key, manifest in zip(keys, fetched, strict=True):
+            if isinstance(manifest, Manifest):
+                manifests[key] = manifest
+                wanted |= {(key[0], child.digest) for child in manifest.children()}
+            else:
+                found.failed[key] = str(manifest)
+        wanted -= manifests.keys() | found.failed.keys()
+    return found
+
+
+def _fetch(source: Store, key: Key) -> Manifest | ManifestError | DigestMismatch:
+    try:
+        return source.get_manifest(*key, key[1])
+    except (ManifestError, DigestMismatch) as error:
+        return error

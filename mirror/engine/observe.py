@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mirror.engine.plan import Observed, TagStep, plan_tags
 from mirror.engine.pool import map_limited
-from mirror.errors import MirrorError, NotFound
+from mirror.errors import DigestMismatch, ManifestError, MirrorError, NotFound
 from mirror.governance.decide import Action, Governance, rebuilt_from
 from mirror.governance.scope import EVERYTHING, Scope
 from mirror.governance.selection import Selector
@@ -76,23 +76,36 @@ def observe(
 
     in_target = {(repo, tag) for repo, tags in target_listed.items() for tag in tags}
 
-    def look(job: tuple[str, str]) -> tuple[Observed, Manifest | None]:
+    def look(job: tuple[str, str]) -> tuple[Observed, Manifest | None] | ContentError:
         """One HEAD on each side; a tag new to the target is fetched from the source
-        at once instead (one GET: its manifest is needed anyway)."""
+        at once instead (one GET: its manifest is needed anyway). A manifest that does
+        not verify fails its tag only."""
         repo, tag = job
         if job in in_target:
             return Observed(repo, tag, source.resolve(repo, tag), target.resolve(repo, tag)), None
-        manifest = _manifest_or_none(source, repo, tag)
+        try:
+            manifest = _manifest_or_none(source, repo, tag)
+        except CONTENT_ERRORS as error:
+            return error
         descriptor = manifest.descriptor() if manifest is not None else None
         return Observed(repo, tag, descriptor, None), manifest
 
-    for observed, manifest in map_limited(concurrency, look, wanted):
+    for job, looked in zip(wanted, map_limited(concurrency, look, wanted), strict=True):
+        if not isinstance(looked, tuple):
+            found.failures.append((f"tag {job[0]}:{job[1]}", str(looked)))
+            continue
+        observed, manifest = looked
         found.observed.append(observed)
         if manifest is not None:
             found.fetched[(observed.repository, manifest.digest)] = manifest
     found.derived = _derived_tags(target, target_listed, set(wanted), concurrency)
     return found
 
+
+# A manifest that does not parse or verify: a failure of the tags that need it, not of
+# the run (unlike a registry that cannot be reached).
+CONTENT_ERRORS = (ManifestError, DigestMismatch)
+ContentError = ManifestError | DigestMismatch
 
 Listed = tuple[dict[str, list[str]], dict[str, list[str]], list[tuple[str, MirrorError]]]
 

@@ -97,10 +97,13 @@ def sync(
     lookups = max(concurrency, LOOKUPS)
     observation = observe(source, target, repositories, select, concurrency=lookups, scope=scope)
     steps = observation.steps(governance)
-    manifests = fetch_manifests(source, steps, concurrency=lookups, known=observation.fetched)
-    content = plan_content(steps, manifests, observation.present())
+    fetched = fetch_manifests(source, steps, concurrency=lookups, known=observation.fetched)
+    unfit = {(s.repository, s.tag): why for s in steps if s.pending and (why := fetched.unfit(s))}
+    looked = observation.failures + [(f"tag {r}:{t}", why) for (r, t), why in unfit.items()]
+    writable = [s for s in steps if (s.repository, s.tag) not in unfit]
+    content = plan_content(writable, fetched.manifests, observation.present())
     copier = Copier(source, target, reporter, concurrency=concurrency, stop=stop)
-    outcome = SyncOutcome(steps, content, copier.apply(content), unlisted=observation.failures)
+    outcome = SyncOutcome(steps, content, copier.apply(content), unlisted=looked)
     outcome.interrupted = stop.is_set()
     result = outcome.result
     if metadata is not None and not outcome.interrupted:

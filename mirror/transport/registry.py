@@ -21,6 +21,8 @@ import httpx
 from mirror import digest as _digest
 from mirror.errors import (
     AuthenticationError,
+    DigestMismatch,
+    ManifestError,
     NotFound,
     RegistryError,
     Unreachable,
@@ -107,6 +109,8 @@ class RegistryClient:
             try:
                 response = self.http.send(request, stream=stream)
             except httpx.TransportError as exc:
+                if not _about(exc, request):
+                    raise  # the streamed body's own source failed, not this registry
                 reason = _reason(exc)
                 self.breaker.failed(reason)
                 timeouts += isinstance(exc, httpx.TimeoutException)
@@ -182,7 +186,13 @@ class RegistryClient:
         if expected_digest is None:
             expected_digest = response.headers.get("Docker-Content-Digest")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip() or None
-        return Manifest.parse(response.content, media_type, expected_digest)
+        try:
+            return Manifest.parse(response.content, media_type, expected_digest)
+        except DigestMismatch as error:  # say which manifest, from where
+            what = f"{self.name}: manifest {repository}:{reference}"
+            raise DigestMismatch(error.expected, error.actual, what) from None
+        except ManifestError as error:
+            raise ManifestError(f"{self.name}: {repository}:{reference}: {error}") from None
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         """Store `manifest` under a tag or its digest; the registry must agree on the digest."""
@@ -288,6 +298,15 @@ class RegistryClient:
         if not response.is_redirect:
             return None
         return str(httpx.URL(response.headers["Location"]).host) or None
+
+
+def _about(error: httpx.TransportError, request: httpx.Request) -> bool:
+    """Whether `error` is about `request` itself (and not raised by its streamed body,
+    which reads from another registry)."""
+    try:
+        return error.request is request
+    except RuntimeError:  # an error raised with no request attached
+        return True
 
 
 def _is_stream(content: object) -> bool:

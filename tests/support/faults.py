@@ -115,6 +115,30 @@ def send(
         request.wfile.write(body)
 
 
+def exchange(
+    upstream: str, proxy_url: str, request: BaseHTTPRequestHandler, body: bytes
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Send `request` on to the registry at `upstream` (host:port): the status, the
+    headers to answer with (addresses pointing back at the proxy; a HEAD keeps the
+    registry's Content-Length, other answers get the payload's), and the payload."""
+    connection = http.client.HTTPConnection(upstream, timeout=30)
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    headers["Host"] = upstream
+    try:
+        connection.request(request.command, request.path, body=body or None, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+    finally:
+        connection.close()
+    out = [
+        (k, v.replace(f"http://{upstream}", proxy_url))
+        for k, v in response.getheaders()
+        if k.lower() not in _HOP_BY_HOP
+        and (k.lower() != "content-length" or request.command == "HEAD")
+    ]
+    return response.status, out, payload
+
+
 class FaultProxy(Proxy):
     """Forwards to `upstream` (a registry URL), injecting `faults`."""
 
@@ -164,23 +188,13 @@ class FaultProxy(Proxy):
         body: bytes,
         truncate_at: int | None,
     ) -> None:
-        connection = http.client.HTTPConnection(self.upstream.netloc, timeout=30)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        headers["Host"] = self.upstream.netloc
-        connection.request(method, path, body=body or None, headers=headers)
-        response = connection.getresponse()
-        payload = response.read()
-        connection.close()
-        out = {
-            k: v.replace(f"http://{self.upstream.netloc}", self.url)
-            for k, v in response.getheaders()
-            if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"
-        }
+        status, answer, payload = exchange(self.upstream.netloc, self.url, request, body)
+        out = dict(answer)
         if truncate_at is None:
-            send(request, response.status, out, payload)
+            send(request, status, out, payload)
             return
         out["Content-Length"] = str(len(payload))
-        request.send_response(response.status)
+        request.send_response(status)
         for name, value in out.items():
             request.send_header(name, value)
         request.end_headers()
