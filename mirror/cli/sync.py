@@ -86,7 +86,7 @@ def sync(
                 return
             with make_reporter(bars) as reporter, _stopped_by_signals() as stop:
                 report = runner.run(reporter, stop=stop)
-        _finish(report, book.name, stop)
+        _finish(job, report, book.name, stop)
 
 
 @contextmanager
@@ -115,7 +115,7 @@ class Stop(threading.Event):
     signal: int | None = None
 
 
-def _finish(report: RunReport, ledger: str, stop: Stop) -> None:
+def _finish(job: Job, report: RunReport, ledger: str, stop: Stop) -> None:
     """Say how the run went, and end with its exit code."""
     if stop.signal is not None:
         name = signal.Signals(stop.signal).name
@@ -128,6 +128,7 @@ def _finish(report: RunReport, ledger: str, stop: Stop) -> None:
         raise report.error
     outcome = report.outcome
     assert outcome is not None
+    _warn_unselected(job, outcome.steps)
     _report(outcome, report.seconds)
     if report.ledger_error is not None:
         fail(f"error: {report.ledger_error}")
@@ -188,7 +189,9 @@ def plan(
     specific tag (drift).
     """
     job = Job.from_options(config, source, target, repo, all_tags, None)
+    logs.configure()
     steps, locks = _plan(job, allow_backwards)
+    _warn_unselected(job, steps)
     if output == Output.json:
         entries = [_step_json(step, locks.get((step.repository, step.tag))) for step in steps]
         typer.echo(json.dumps(entries, indent=2))
@@ -215,6 +218,23 @@ def _plan(job: Job, allow_backwards: bool) -> tuple[list[TagStep], dict[tuple[st
         _close(source, target)
     locks = plan_locks(steps, states) if metadata else []
     return steps, {(lock.repository, lock.tag): lock.reason for lock in locks}
+
+
+def _warn_unselected(job: Job, steps: list[TagStep]) -> None:
+    """A repository with upstream tags of which the policy selects none is most likely
+    a policy that does not say what was meant: warn, naming the rule."""
+    for repository in job.repositories:
+        mine = [step for step in steps if step.repository == repository]
+        if mine and not any(step.source_digest or step.target_digest for step in mine):
+            rule = None if job.all_tags else job.policy.rule_for(repository)
+            named = f"rules[{job.policy.rules.index(rule)}]" if rule is not None else "no rule"
+            logs.get_logger().warning(
+                "policy.selects_nothing",
+                repository=repository,
+                rule=named,
+                upstream_tags=len(mine),
+                example=mine[0].reason,
+            )
 
 
 def _step_json(step: TagStep, lock: str | None) -> dict[str, object]:

@@ -40,3 +40,7 @@ class NotADeploymentManifest(DeploymentFileError):
 
 class SignedManifest(DeploymentFileError):
     """The manifest carries an `integrity` signature that a rewrite would break."""
+
+
+class AmbiguousManifest(DeploymentFileError):
+    """The manifest names a key twice: which one IoT Edge reads is not what a reader sees."""

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mirror.deployment.credentials import credential_edits
-from mirror.deployment.document import JString, parse_document
+from mirror.deployment.document import JObject, JString, parse_document, walk
 from mirror.deployment.edits import Change, ChangeKind, Edit, apply_edits, replace_string
-from mirror.deployment.errors import SignedManifest
+from mirror.deployment.errors import AmbiguousManifest, SignedManifest
 from mirror.deployment.images import ImageKind, ImageString, classify, find_placeholders
 from mirror.deployment.resolvers import PinMode, Resolver, TagResolver, Target, Unresolved
 from mirror.deployment.settings import RewriteSettings
@@ -128,6 +128,7 @@ def rewrite_manifest(
     settings = settings or RewriteSettings()
     resolve = resolver or TagResolver(target)
     _refuse_signed(manifest)
+    _refuse_ambiguous(manifest)
     edits: list[Edit] = []
     changes: list[Change] = []
     left: list[LeftAlone] = []
@@ -183,6 +184,20 @@ def rewritten_references(
         texts += [a.image for a in result.left_alone if a.reason is Reason.ALREADY_MIRRORED]
     references = (classify(text).reference for text in texts)
     return tuple(dict.fromkeys(r for r in references if r is not None))
+
+
+def _refuse_ambiguous(manifest: DeploymentManifest) -> None:
+    """A key given twice (JSON parsers keep the last; `mirror lint` reports it) is
+    refused: rewriting one of the two would leave the other in force."""
+    for node in walk(manifest.document.root):
+        if isinstance(node, JObject) and node.duplicates():
+            member = node.duplicates()[0]
+            raise AmbiguousManifest(
+                manifest.file,
+                f"duplicate key {member.key!r}: only the last one counts; remove the other"
+                " before rewriting (mirror lint shows every one)",
+                manifest.document.line_of(member.key_start),
+            )
 
 
 def _refuse_signed(manifest: DeploymentManifest) -> None:

@@ -65,8 +65,8 @@ def diagnose(push: Access, pull: Access | None, repository: str, *, acr: bool) -
     if acr:
         findings.append(check_metadata(push, repository))
     findings += check_pull(push, pull, repository)
-    findings += check_tokens(push, pull)
-    findings.append(check_endpoints(push, repository))
+    findings += check_tokens(push, pull, acr=acr)
+    findings.append(check_endpoints(push, repository, acr=acr))
     return findings
 
 
@@ -214,7 +214,7 @@ def _try_upload(registry: RegistryClient, repository: str) -> None:
 
 
 def check_tokens(
-    push: Access, pull: Access | None, now: Callable[[], float] = time.time
+    push: Access, pull: Access | None, now: Callable[[], float] = time.time, *, acr: bool = True
 ) -> list[CheckResult]:
     findings = []
     for role, side in (("push", push), ("pull", pull)):
@@ -237,19 +237,21 @@ def check_tokens(
                     f"{role}-token",
                     CheckStatus.INFO,
                     f"{side.describe}: a password or secret, valid until it is rotated",
-                    "track the secret's expiry in Microsoft Entra ID and rotate it before then",
+                    "track the secret's expiry in Microsoft Entra ID and rotate it before then"
+                    if acr
+                    else "rotate it on the registry's schedule, and update the devices' copy",
                 )
             )
     return findings
 
 
-def check_endpoints(side: Access, repository: str) -> CheckResult:
+def check_endpoints(side: Access, repository: str, *, acr: bool = True) -> CheckResult:
     registry = side.client
-    hosts = [f"{registry.endpoint.host}:443"]
+    hosts = [_with_port(registry.endpoint.host, registry.endpoint.scheme)]
     storage = _storage_host(registry, repository)
     if storage:
-        hosts.append(f"{storage}:443 (blob downloads are redirected there)")
-    else:
+        hosts.append(f"{_with_port(storage, 'https')} (blob downloads are redirected there)")
+    elif acr:
         hosts.append(
             "the registry's data endpoints (*.blob.core.windows.net, or "
             "<registry>.<region>.data.azurecr.io with dedicated data endpoints)"
@@ -258,8 +260,15 @@ def check_endpoints(side: Access, repository: str) -> CheckResult:
         "device-endpoints",
         CheckStatus.INFO,
         "devices must reach " + " and ".join(hosts),
-        "open these on port 443 in the devices' firewall and proxy",
+        "open these in the devices' firewall and proxy",
     )
+
+
+def _with_port(host: str, scheme: str) -> str:
+    """`host:port`, the scheme's port when the host names none (`[::1]:5000` as is)."""
+    if host.rpartition("]")[2].count(":") == 1:
+        return host
+    return f"{host}:{443 if scheme == 'https' else 80}"
 
 
 def _storage_host(registry: RegistryClient, repository: str) -> str | None:

@@ -34,6 +34,8 @@ class OciLayout:
     """An OCI image layout at `root`, created on first write when `create` is set."""
 
     def __init__(self, root: Path, *, create: bool = False) -> None:
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"oci:{root}: not a directory (an OCI image layout is one)")
         self.root = root
         self._create = create
         self._index: dict[str, Any] | None = None

@@ -389,3 +389,27 @@ def test_one_unknown_repository_does_not_stop_the_others(
     assert result.returncode == 1, result.stderr
     assert "no-such-repository" in result.stderr
     assert target_seeder.tags("azureiotedge-agent"), "the known repository was mirrored"
+
+
+def test_an_oci_target_that_is_a_file_is_one_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    result = run_mirror("sync", "--source", "oci:./nowhere", "--target", "oci:a-file", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "oci:a-file: not a directory" in one_line_error(result)
+
+
+def test_a_policy_that_selects_nothing_is_a_warning_naming_the_rule(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder
+) -> None:
+    seed(seeder)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n- repositories: [azureiotedge-agent, azureiotedge-hub]\n"
+        "  lines: ['1.5']\n  versions: '>=1.7,<1.5'\n"
+    )
+    (tmp_path / "mirror.yaml").write_text(f"version: 1\npolicy: {policy}\n")
+    result = run_mirror("plan", "--source", upstream.url, "--target", target.url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "policy.selects_nothing" in line]
+    assert len(warnings) == 2, result.stderr
+    assert all("rule=rules[0]" in line for line in warnings)

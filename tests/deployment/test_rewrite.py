@@ -9,7 +9,12 @@ import pytest
 
 from mirror.deployment.document import parse_document
 from mirror.deployment.edits import ChangeKind
-from mirror.deployment.errors import InvalidJson, NotADeploymentManifest, SignedManifest
+from mirror.deployment.errors import (
+    AmbiguousManifest,
+    InvalidJson,
+    NotADeploymentManifest,
+    SignedManifest,
+)
 from mirror.deployment.images import ImageString, classify
 from mirror.deployment.resolvers import (
     PinMode,
@@ -426,6 +431,17 @@ def test_signed_manifest_is_refused() -> None:
     message = str(caught.value)
     assert message.startswith("signed.json:12: refusing to rewrite a signed manifest")
     assert "breaks the signature" in message
+
+
+def test_a_key_given_twice_is_refused_as_lint_reports_it() -> None:
+    text = (
+        '{"modulesContent": {"$edgeAgent": {"properties.desired": {"systemModules": '
+        '{"edgeAgent": {"settings": {"image": "mcr.microsoft.com/azureiotedge-agent:1.5",\n'
+        '"image": "mcr.microsoft.com/azureiotedge-agent:1.4"}}}}}}}'
+    )
+    with pytest.raises(AmbiguousManifest) as caught:
+        rewrite_manifest(manifest(text, file="twice.json"), TARGET)
+    assert str(caught.value).startswith("twice.json:1: duplicate key 'image'")
 
 
 @dataclass

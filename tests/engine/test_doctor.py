@@ -25,9 +25,11 @@ from mirror.settings.config import Config
 from mirror.transport.acr.tokens import AcrTokens
 from mirror.transport.auth import DistributionTokens, TokenSource
 from mirror.transport.store import RegistryLocation, parse_location
+from tests.conftest import client_for
 from tests.support.acr import ACR_PUSH, RequestRecord
 from tests.support.acr_fixtures import AcrSetup
 from tests.support.entra import EntraApp
+from tests.support.registry import Registry
 
 REPO = "azureiotedge-agent"
 EMPTY_DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -211,3 +213,16 @@ def test_a_push_refused_after_the_upload_started_is_no_pass(acr: AcrSetup) -> No
     assert finding.status is CheckStatus.FAIL
     assert "do not allow" in finding.message
     assert len(service.open_uploads) == 1  # left to expire, as on ACR; reported as a failure
+
+
+def test_a_plain_registry_gets_no_azure_advice_and_a_well_formed_endpoint(
+    target: Registry,
+) -> None:
+    client = client_for(target, push=True)
+    try:
+        found = by_check(diagnose(Access(client, "the push identity"), None, REPO, acr=False))
+    finally:
+        client.close()
+    said = " ".join(f"{f.message} {f.advice}" for f in found.values())
+    assert "Entra" not in said and "blob.core.windows.net" not in said, said
+    assert found["device-endpoints"].message == f"devices must reach {target.address}"
