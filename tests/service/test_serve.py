@@ -396,6 +396,14 @@ def test_a_signed_release_webhook_mirrors_that_release_once(
     latency = ("mirror_release_latency_seconds_count", (("trigger", "github-webhook"),))
     assert metrics[latency] == 1
 
+    # No secret in anything the service said or kept: its log, its metrics, its status,
+    # its page, its ledger.
+    ledger = served.log.parents[1] / "state" / "mirror" / "ledger.sqlite"
+    kept = [served.text(), served.get("/metrics").text, served.get("/status").text]
+    kept += [served.get("/").text, ledger.read_bytes().decode("latin-1")]
+    for secret in (SECRET, SYNC_TOKEN):
+        assert not any(secret in text for text in kept), secret
+
 
 def _digests(registry: Registry, mark: int) -> set[str]:
     """Manifests read by digest since `mark` (children of what was copied)."""
