@@ -38,6 +38,8 @@ class OciLayout:
             raise ConfigError(f"oci:{root}: not a directory (an OCI image layout is one)")
         self.root = root
         self._create = create
+        if create:
+            self._sweep()
         self._index: dict[str, Any] | None = None
         self._lock = threading.Lock()  # index.json updates from several worker threads
 
@@ -72,6 +74,12 @@ class OciLayout:
         self._prepare()
         data = json.dumps(index, indent=2).encode() + b"\n"
         write_atomically(self.root / "index.json", [data])
+
+    def _sweep(self) -> None:
+        """Remove the temporary files a run that was killed left behind (opened for
+        writing, the layout has one writer: the run holding the target's run lock)."""
+        for leftover in [*self.root.glob(".*.partial"), *self.root.glob("blobs/*/.*.partial")]:
+            leftover.unlink(missing_ok=True)
 
     def _prepare(self) -> None:
         if not (self.root / "oci-layout").exists():

@@ -645,6 +645,10 @@ def crash_then_resume(
             outcome.errors.append(f"the ledger holds runs {runs}, not one completed run")
         if isinstance(reader, LayoutReader):
             outcome.leftovers = len(reader.leftovers())
+            if outcome.leftovers:
+                outcome.errors.append(
+                    f"{outcome.leftovers} temporary files of the killed run left after the next"
+                )
         if place.after is not None:
             place.after(outcome)
     finally:

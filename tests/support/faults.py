@@ -20,8 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 from urllib.parse import urlsplit
 
-from tests.support.registry import free_port
-
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
@@ -75,8 +73,10 @@ class Proxy(ABC):
     """A threaded HTTP server on 127.0.0.1 calling `handle` for each request."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self._server = _Server(("127.0.0.1", self.port), _Handler)
+        # Bound to port 0: the kernel picks a free port, with no window in which another
+        # server (another test running at the same time) could take it first.
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self.port = int(self._server.server_address[1])
         self._server.owner = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
