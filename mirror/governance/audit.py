@@ -32,17 +32,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from mirror.governance.decide import rebuilt_from
 from mirror.governance.selection import Verdict
 from mirror.governance.versions import Tag, TagKind, parse_tag
 
-if TYPE_CHECKING:
-    pass
-
-
-# Verdict reasons of a well-formed tag the policy's scope leaves out (mirror.policy).
+# Verdict reasons of a well-formed tag the policy's scope leaves out (mirror.governance.policy).
 _OUT_OF_SCOPE = ("out of range", "outside versions", "older than the newest", "no policy rule")
 
 

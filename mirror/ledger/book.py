@@ -233,6 +233,12 @@ class Ledger:
             migrate(tx)
             yield tx
 
+    def check_writable(self) -> None:
+        """Raise `LedgerError` unless a write transaction can be opened and committed
+        (the schema brought up to date is all it writes)."""
+        with self.write("checking that the ledger can be written"):
+            return
+
     def run_lock(self, target: str) -> RunLock:
         """The lock that lets one run at a time write `target` (see `storage.RunLock`)."""
         return _GuardedLock(self._backend.run_lock(place(target)), self)

@@ -342,8 +342,7 @@ class Service:
         except MirrorError as error:
             problems.append(f"target: {error}")
         try:
-            with self.ledger.write("checking the ledger"):
-                pass
+            self.ledger.check_writable()
         except MirrorError as error:
             problems.append(f"ledger: {error}")
         if self.last_state == FAILED:
