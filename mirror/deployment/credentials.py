@@ -46,9 +46,10 @@ def credential_edits(
     entry = _find_entry(manifest, name, target)
     if entry is not None:
         return _update_entry(manifest, entry, wanted)
-    if manifest.agent is None:
+    added = _add_entry(manifest, manifest.agent, name, wanted) if manifest.agent else None
+    if added is None:
         return [], []
-    edit, located = _add_entry(manifest, manifest.agent, name, wanted)
+    edit, located = added
     change = Change(
         ChangeKind.CREDENTIAL,
         f"{located.path}.{name}" if located.path else name,
@@ -121,17 +122,23 @@ def _replace_value(document: Document, located: Located, value: str) -> Edit:
 
 def _add_entry(
     manifest: DeploymentManifest, agent: Twin, name: str, entry: dict[str, str]
-) -> tuple[Edit, Located]:
-    """Insert the entry at the deepest existing object on the registryCredentials path."""
+) -> tuple[Edit, Located] | None:
+    """Insert the entry at the deepest existing object on the registryCredentials path;
+    None when a step of that path holds something else than an object (adding the
+    entry would then name that key twice: the manifest is for its author to fix, as
+    `mirror lint` says)."""
     segments = REGISTRY_CREDENTIALS
-    for depth in range(len(segments), 1, -1):
+    for depth in range(len(segments), 0, -1):
         parent = agent.find(*segments[:depth])
-        if parent is not None and parent.obj is not None:
-            value = _nest(segments[depth:], name, entry)
-            key, inner = next(iter(value.items()))
-            edit = insert_member(manifest.document, parent.obj, key, inner)
-            path = ".".join((parent.path, *segments[depth:]))
-            return edit, Located(parent.node, path, parent.anchor)
+        if parent is None:
+            continue
+        if parent.obj is None:
+            return None
+        value = _nest(segments[depth:], name, entry)
+        key, inner = next(iter(value.items()))
+        edit = insert_member(manifest.document, parent.obj, key, inner)
+        path = ".".join((parent.path, *segments[depth:]))
+        return edit, Located(parent.node, path, parent.anchor)
     if manifest.is_layered:
         key = ".".join((*segments, name))
         edit = insert_member(manifest.document, agent.node, key, entry)

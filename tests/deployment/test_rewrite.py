@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mirror.deployment.document import parse_document
+from mirror.deployment.document import JObject, parse_document, walk
 from mirror.deployment.edits import ChangeKind
 from mirror.deployment.errors import (
     AmbiguousManifest,
@@ -431,6 +431,25 @@ def test_signed_manifest_is_refused() -> None:
     message = str(caught.value)
     assert message.startswith("signed.json:12: refusing to rewrite a signed manifest")
     assert "breaks the signature" in message
+
+
+def test_no_entry_is_added_where_the_path_to_it_is_not_an_object() -> None:
+    """`runtime.settings` given as a string: adding `settings` again would name the key
+    twice, so the images are rewritten and the entry is left for the author to fix."""
+    desired = {
+        "runtime": {"type": "docker", "settings": "0"},
+        "systemModules": {
+            "edgeAgent": {"settings": {"image": "mcr.microsoft.com/azureiotedge-agent:1.5"}}
+        },
+    }
+    text = dumps({"modulesContent": {"$edgeAgent": {"properties.desired": desired}}})
+    result = rewrite_manifest(manifest(text), TARGET)
+    assert "myacr.azurecr.io/azureiotedge-agent:1.5" in result.text
+    assert not [c for c in result.changes if c.kind is ChangeKind.CREDENTIAL]
+    root = parse_document(result.text, "out.json").root
+    assert isinstance(root, JObject)
+    assert not [node for node in walk(root) if isinstance(node, JObject) and node.duplicates()]
+    rewrite_manifest(manifest(result.text), TARGET)  # its own output is not refused
 
 
 def test_a_key_given_twice_is_refused_as_lint_reports_it() -> None:
