@@ -10,6 +10,7 @@ mirror's own wire (`wire.Transport`).
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -98,8 +99,9 @@ class RegistryClient:
         """Send one request, retrying transient failures when the body can be replayed.
 
         A request that timed out is tried once more at most (a stalled registry would
-        otherwise hold a run for every attempt's timeout); the registry's `Breaker`
-        stops every request at once after too many failures in a row.
+        otherwise hold a run for every attempt's timeout), a certificate that failed
+        verification is not tried again at all; the registry's `Breaker` stops every
+        request at once after too many failures in a row.
         """
         attempts = self.retry.attempts if retry and not _is_stream(content) else 1
         timeouts = 0
@@ -114,7 +116,7 @@ class RegistryClient:
                 reason = _reason(exc)
                 self.breaker.failed(reason)
                 timeouts += isinstance(exc, httpx.TimeoutException)
-                if attempt == attempts or timeouts > 1:
+                if attempt == attempts or timeouts > 1 or _untrusted(exc):
                     raise Unreachable(f"cannot reach {self.name}: {reason}") from exc
                 RETRIES.retried()
                 time.sleep(self.retry.delay(attempt))
@@ -320,6 +322,16 @@ def _next_link(response: httpx.Response) -> str | None:
             if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
                 return target.strip().strip("<>")
     return None
+
+
+def _untrusted(exc: httpx.TransportError) -> bool:
+    """The registry's certificate failed verification: asking again cannot change that."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _reason(exc: httpx.TransportError) -> str:

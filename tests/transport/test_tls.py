@@ -18,6 +18,7 @@ from mirror.engine.connect import open_store
 from mirror.errors import Unreachable
 from mirror.settings.config import Config
 from mirror.settings.registries import RegistrySettings
+from mirror.transport.endpoint import RETRIES
 from mirror.transport.registry import RegistryClient
 from mirror.transport.tls import TrustOnFirstUse, context_for
 from tests.support.entra import BackgroundServer, TestCA
@@ -63,11 +64,13 @@ def test_a_registry_signed_by_the_configured_ca_is_trusted(
 def test_an_untrusted_certificate_is_refused(tls_server: tuple[BackgroundServer, Path]) -> None:
     server, _ = tls_server
     store = registry_store(server.url, Config())  # certifi's bundle: the test CA is not in it
+    retries = RETRIES.retries
     try:
         with pytest.raises(Unreachable, match="TLS failed"):
             store.ping()
     finally:
         store.close()
+    assert RETRIES.retries == retries  # a certificate that failed is not asked again
 
 
 def test_the_context_verifies_and_loads_its_bundle_at_the_first_handshake(
