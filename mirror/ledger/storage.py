@@ -4,7 +4,8 @@ SQLAlchemy reaches by URL (PostgreSQL for a ledger shared by several mirrors).
 Both run the same SQL text with `:named` parameters (see `queries`). SQLite runs in WAL
 mode with a busy timeout and `BEGIN IMMEDIATE`, so concurrent runs wait for each other
 instead of failing; SQLAlchemy is imported only for a URL. A reading command on a
-ledger that does not exist finds nothing and creates nothing.
+ledger that does not exist finds nothing and creates nothing; one this process may not
+write (file or directory modes) is opened read-only.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class SqliteFile:
     """A SQLite file through the standard library, connected on first use.
 
     Reading a ledger that does not exist finds nothing and creates nothing; the first
-    write creates the file and its directories.
+    write creates the file and its directories. A ledger this process may not write is
+    opened read-only, so reading commands work and a write fails saying so.
     """
 
     errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
@@ -111,17 +113,8 @@ class SqliteFile:
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(
-                self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
-            )
-            try:
-                connection.execute(_BUSY_TIMEOUT)
-                _write_ahead_logging(connection)
-            except BaseException:
-                connection.close()
-                raise
-            self._connection = connection
+            writable = _may_write(self.path)
+            self._connection = _open_sqlite(self.path) if writable else _read_only(self.path)
         return self._connection
 
     def ready(self) -> bool:
@@ -255,6 +248,47 @@ def _immediate_transactions(sqlalchemy: Any, engine: Any) -> None:
 
     sqlalchemy.event.listen(engine, "connect", connect)
     sqlalchemy.event.listen(engine, "begin", begin)
+
+
+def _may_write(path: Path) -> bool:
+    """False for an existing ledger whose file or directory this process may not write
+    (a new one is created by the first write, which fails saying why if it cannot)."""
+    if not path.exists():
+        return True
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _open_sqlite(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = _sqlite_connect(str(path))
+    try:
+        connection.execute(_BUSY_TIMEOUT)
+        _write_ahead_logging(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """The ledger opened read-only. In WAL mode SQLite keeps an index (`-shm`) beside the
+    file, which it cannot create in a directory it may not write: then the file is read
+    as it stands (`immutable`), without SQLite's locks, as a snapshot."""
+    uri = path.resolve().as_uri()
+    connection = _sqlite_connect(f"{uri}?mode=ro", uri=True)
+    try:
+        connection.execute(_BUSY_TIMEOUT)
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        connection.close()
+        return _sqlite_connect(f"{uri}?immutable=1", uri=True)
+    return connection
+
+
+def _sqlite_connect(location: str, *, uri: bool = False) -> sqlite3.Connection:
+    return sqlite3.connect(
+        location, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False, uri=uri
+    )
 
 
 def _write_ahead_logging(connection: sqlite3.Connection) -> None:

@@ -215,3 +215,56 @@ def test_a_ledger_that_cannot_be_written_fails_the_run_but_keeps_its_result(
     assert "event=sync.done" in result.stderr
     assert "tags_written=3" in result.stderr
     assert target_seeder.tags(AGENT) == ["1.5", "1.5.2", "1.5.3"]
+
+
+def test_reading_commands_read_a_ledger_they_cannot_write(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder
+) -> None:
+    seed(seeder)
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    ledger = shelf / "ledger.sqlite"
+    env = state_in(tmp_path)
+    assert run_mirror(*sync_args(upstream, target, ledger), cwd=tmp_path, env=env).returncode == 0
+    before = {path.name: path.read_bytes() for path in shelf.iterdir()}
+    ledger.chmod(0o444)
+    shelf.chmod(0o555)
+    try:
+        history = run_mirror(
+            "history",
+            f"{AGENT}:1.5",
+            "-o",
+            "json",
+            "--ledger",
+            str(ledger),
+            cwd=tmp_path,
+            env=env,
+            obey_file_modes=True,
+        )
+        audit = run_mirror(
+            "tags",
+            "audit",
+            "--source",
+            upstream.url,
+            "--target",
+            target.url,
+            "--repo",
+            AGENT,
+            "--ledger",
+            str(ledger),
+            cwd=tmp_path,
+            env=env,
+            obey_file_modes=True,
+        )
+        sync = run_mirror(
+            *sync_args(upstream, target, ledger), cwd=tmp_path, env=env, obey_file_modes=True
+        )
+    finally:
+        shelf.chmod(0o755)
+        ledger.chmod(0o644)
+    assert sync.returncode == 1
+    assert the_error_line(sync).startswith(f"mirror: error: ledger {ledger}: ")
+    assert history.returncode == 0, history.stderr
+    assert json.loads(history.stdout)["periods"]
+    assert audit.returncode == 0, audit.stderr
+    assert {path.name: path.read_bytes() for path in shelf.iterdir()} == before

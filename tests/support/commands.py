@@ -14,13 +14,23 @@ from typer.testing import CliRunner, Result
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Root ignores file modes; without these two capabilities it obeys them like any user.
+AS_FILE_MODES_SAY = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+
+
 def run_mirror(
-    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    obey_file_modes: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m mirror ARGS` in `cwd`, with the environment plus `env`."""
+    """`python -m mirror ARGS` in `cwd`, with the environment plus `env`; with
+    `obey_file_modes`, unable to write what the file modes forbid even as root."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    prefix = AS_FILE_MODES_SAY if obey_file_modes and os.geteuid() == 0 else []
     return subprocess.run(
-        [sys.executable, "-m", "mirror", *args],
+        [*prefix, sys.executable, "-m", "mirror", *args],
         cwd=cwd,
         env=environment,
         capture_output=True,
