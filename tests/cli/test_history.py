@@ -263,7 +263,7 @@ def test_reading_commands_read_a_ledger_they_cannot_write(
         shelf.chmod(0o755)
         ledger.chmod(0o644)
     assert sync.returncode == 1
-    assert the_error_line(sync).startswith(f"mirror: error: ledger {ledger}: ")
+    assert the_error_line(sync).startswith(f"mirror: error: ledger {ledger}: recording the run")
     assert history.returncode == 0, history.stderr
     assert json.loads(history.stdout)["periods"]
     assert audit.returncode == 0, audit.stderr
