@@ -319,7 +319,8 @@ class _Parser:
             self.pos += 1
             return _ESCAPES[char]
         if char != "u":
-            self._fail(f"invalid escape '\\{char}'", at=self.pos - 1)
+            escape = "\\" + char
+            self._fail(f"invalid escape {escape!r}", at=self.pos - 1)
         code = self._hex4()
         if 0xD800 <= code < 0xDC00 and self.text.startswith("\\u", self.pos):
             saved = self.pos

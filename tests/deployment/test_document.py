@@ -104,6 +104,7 @@ def test_walk_visits_every_node_in_order() -> None:
         ('{"a": tru}', 1, 7, "unexpected character 't'"),
         ('// note\n{"a": 1}', 1, 1, "comments are not allowed"),
         ('{"a": "\\x"}', 1, 8, "invalid escape"),
+        ('{"a": "\\\n"}', 1, 8, "invalid escape '\\\\\\n'"),  # found by tests/fuzz/guided.py
         ('{"a": "\\u12"}', 1, 8, "invalid \\u escape"),
         ('{"a": 1} x', 1, 10, "unexpected text after"),
         ('{"a": "line\nbreak"}', 1, 12, "control character"),

@@ -5,6 +5,9 @@ lets a plugin wrap) is wrapped once to count its calls: every generated, explici
 (`@example`) and shrinking example. The session ends with
 
     fuzz: N examples over M targets, F failures
+    fuzz (coverage-guided): N inputs over M targets, E edges covered
+
+The second line counts what `test_guided.py` recorded in `guided`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ _COUNTED = "_fuzz_counted"
 examples: dict[str, int] = {}
 failures: set[str] = set()
 _running: list[str] = [""]  # the node id of the test being run
+guided: dict[str, tuple[int, int]] = {}  # coverage-guided target -> (inputs run, edges)
 
 
 def _counting(inner: Callable[..., Any]) -> Callable[..., Any]:
@@ -48,6 +52,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if guided:
+        runs = sum(count for count, _ in guided.values())
+        edges = sum(covered for _, covered in guided.values())
+        terminalreporter.write_line(
+            f"fuzz (coverage-guided): {runs} inputs over {len(guided)} targets, "
+            f"{edges} edges covered"
+        )
     if not examples:
         return
     total = sum(examples.values())
