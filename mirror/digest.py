@@ -23,6 +23,12 @@ def validate(digest: str) -> str:
     return digest
 
 
+def is_digest(reference: str) -> bool:
+    """Whether a manifest reference is a digest (`sha256:...`), not a tag (a tag has no
+    colon; `sha256-<hex>` is the referrers tag of a digest)."""
+    return ":" in reference
+
+
 def compute(data: bytes, algorithm: str = "sha256") -> str:
     """The digest of `data`."""
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"

@@ -65,6 +65,7 @@ class Descriptor:
     platform: Platform | None = None
     urls: tuple[str, ...] = ()
     annotations: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    artifact_type: str | None = field(default=None, compare=False)
 
     @property
     def is_manifest(self) -> bool:
@@ -102,6 +103,7 @@ class Descriptor:
         urls, annotations = data.get("urls") or [], data.get("annotations") or {}
         if not isinstance(urls, list) or not isinstance(annotations, dict):
             raise ManifestError(f"{where}: malformed descriptor (urls or annotations)")
+        artifact_type = data.get("artifactType")
         return cls(
             media_type=media_type,
             digest=digest,
@@ -109,7 +111,22 @@ class Descriptor:
             platform=platform,
             urls=tuple(str(url) for url in urls),
             annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items())),
+            artifact_type=str(artifact_type) if artifact_type else None,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as it appears in an index (platform and urls left out: this is
+        for referrers lists, whose entries have neither)."""
+        data: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
+        if self.artifact_type:
+            data["artifactType"] = self.artifact_type
+        if self.annotations:
+            data["annotations"] = dict(self.annotations)
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +211,33 @@ class Manifest:
         if subject is None:
             return None
         return Descriptor.from_json(subject, f"{self.digest} subject")
+
+    @property
+    def artifact_type(self) -> str | None:
+        """What kind of artifact this is: its `artifactType`, else (image manifests) its
+        config's media type, as the distribution spec lists referrers."""
+        document = self.document
+        declared = document.get("artifactType")
+        if isinstance(declared, str) and declared:
+            return declared
+        config = document.get("config")
+        if not self.is_index and isinstance(config, dict):
+            media_type = config.get("mediaType")
+            return str(media_type) if media_type else None
+        return None
+
+    def referrer_descriptor(self) -> Descriptor:
+        """How this manifest is listed among its subject's referrers: media type, digest,
+        size, artifact type and every annotation of the manifest."""
+        annotations = self.document.get("annotations")
+        pairs = annotations.items() if isinstance(annotations, dict) else ()
+        return Descriptor(
+            self.media_type,
+            self.digest,
+            len(self.raw),
+            annotations=tuple(sorted((str(k), str(v)) for k, v in pairs)),
+            artifact_type=self.artifact_type,
+        )
 
 
 def _load(raw: bytes, digest: str) -> dict[str, Any]:

@@ -22,7 +22,20 @@ import pytest
 
 ROOT = Path(__file__).parents[1] / "mirror"
 LAYERS = (
-    ("data", ("errors", "reference", "digest", "manifest", "yamlfile", "files", "logs", "redact")),
+    (
+        "data",
+        (
+            "errors",
+            "reference",
+            "digest",
+            "manifest",
+            "yamlfile",
+            "files",
+            "logs",
+            "redact",
+            "referrers",
+        ),
+    ),
     ("transport", ("transport",)),
     ("governance", ("governance",)),
     ("ledger", ("ledger",)),

@@ -24,7 +24,7 @@ from mirror.errors import ConfigError, MirrorError
 from mirror.redact import redact
 
 # The command modules, in the order --help lists them.
-COMMAND_MODULES = ("sync", "history", "tags", "rewrite", "lint", "doctor", "serve")
+COMMAND_MODULES = ("sync", "verify", "history", "tags", "rewrite", "lint", "doctor", "serve")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PENDING = 3

@@ -25,7 +25,7 @@ from typing import Protocol
 import httpx
 
 from mirror.digest import verified
-from mirror.engine.plan import BlobCopy, ContentPlan, ManifestCopy, TagWrite
+from mirror.engine.plan import BlobCopy, ContentPlan, ManifestCopy, ReferrerCopy, TagWrite
 from mirror.errors import AuthenticationError, CircuitOpen, MirrorError, NotFound, Unreachable
 from mirror.transport.endpoint import RETRIES, RetryPolicy
 from mirror.transport.store import Store, Written
@@ -59,6 +59,7 @@ class CopyResult:
     bytes_copied: int = 0
     manifests: int = 0
     tags: list[TagWrite] = field(default_factory=list)
+    referrers: list[ReferrerCopy] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     not_attempted: list[str] = field(default_factory=list)  # after a failure, or the stop
 
@@ -111,7 +112,13 @@ class Copier:
             for manifest in plan.manifests:
                 key = ("manifest", manifest.repository, manifest.manifest.digest)
                 self._done[key] = pool.submit(self._manifest, manifest)
-            tags = [pool.submit(self._tag, write) for write in plan.tags]
+            tags = []
+            for write in plan.tags:
+                tags.append(future := pool.submit(self._tag, write))
+                self._done.setdefault(("manifest", write.repository, write.digest), future)
+            for referrer in plan.referrers:
+                key = ("manifest", referrer.repository, referrer.digest)
+                self._done[key] = pool.submit(self._referrer, referrer)
             for future in [*self._done.values(), *tags]:
                 future.exception()
         except KeyboardInterrupt:
@@ -196,10 +203,21 @@ class Copier:
             self.target.put_manifest(write.repository, write.tag, write.manifest)
         except Exception as error:
             self._fail(f"tag {write.repository}:{write.tag}", error)
-            return
+            raise
         with self._lock:
             self._result.tags.append(write)
         self.reporter.tag_done(write)
+
+    def _referrer(self, copy: ReferrerCopy) -> None:
+        """Push a referrer once its content and its subject are in place, and list it."""
+        try:
+            self._wait_for(copy.repository, copy.needs_manifests, copy.needs_blobs)
+            self.target.put_referrer(copy.repository, copy.manifest)
+        except Exception as error:
+            self._fail(f"referrer {copy.digest} ({copy.reason})", error)
+            raise
+        with self._lock:
+            self._result.referrers.append(copy)
 
     def _wait_for(self, repository: str, manifests: Iterable[str], blobs: Iterable[str]) -> None:
         """Wait for what a manifest or tag needs; raise if any of it failed, or if the run

@@ -96,12 +96,14 @@ class Job:
     def governance(self, allow_backwards: bool = False) -> Governance:
         """How tags may change. With `--all-tags` the policy is not consulted: specific
         tags are still never overwritten (an upstream rebuild is held)."""
-        on_rebuild = {}
+        on_rebuild, carry = {}, {}
         if not self.all_tags:
             rules = {repo: self.policy.rule_for(repo) for repo in self.repositories}
             on_rebuild = {repo: rule.on_rebuild for repo, rule in rules.items() if rule}
+            carry = {repo: rule.carry for repo, rule in rules.items() if rule}
         return Governance(
             on_rebuild=on_rebuild,
+            carry=carry,
             allow_backwards=allow_backwards,
             today=datetime.now(UTC).date(),
         )

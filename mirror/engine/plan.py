@@ -216,11 +216,29 @@ class TagWrite:
         return self.manifest.digest
 
 
+@dataclass(frozen=True, slots=True)
+class ReferrerCopy:
+    """A referrer to bring along (a signature, an SBOM): pushed by digest once its
+    content and its `subject` are complete in the target, then listed for the subject."""
+
+    repository: str
+    subject: str
+    manifest: Manifest
+    reason: str
+    needs_manifests: tuple[str, ...] = ()
+    needs_blobs: tuple[str, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        return self.manifest.digest
+
+
 @dataclass(slots=True)
 class ContentPlan:
     blobs: list[BlobCopy] = field(default_factory=list)
     manifests: list[ManifestCopy] = field(default_factory=list)
     tags: list[TagWrite] = field(default_factory=list)
+    referrers: list[ReferrerCopy] = field(default_factory=list)
 
     @property
     def bytes_total(self) -> int:
@@ -231,26 +249,39 @@ def plan_content(
     steps: Sequence[TagStep],
     manifests: Mapping[tuple[str, str], Manifest],
     present: Iterable[tuple[str, str]] = (),
+    referrers: Sequence[ReferrerCopy] = (),
 ) -> ContentPlan:
-    """Everything the pending `steps` need, blobs before manifests before tags.
+    """Everything the pending `steps` need, blobs before manifests before tags, then
+    the `referrers` to bring along (each after its subject).
 
     `manifests` maps (repository, digest) to every manifest reachable from the
-    pending tags (indexes and their children); `present` lists (repository, digest)
-    of manifests the target is known to hold already (another tag points at them),
-    whose content is therefore not planned again.
+    pending tags (indexes and their children) and from the referrers; `present`
+    lists (repository, digest) of manifests the target is known to hold already
+    (another tag points at them), whose content is therefore not planned again.
     """
     plan = ContentPlan()
     have = set(present)
     needs_of: dict[tuple[str, str], Needs] = {}
     planned_blobs: set[tuple[str, str]] = set()
     first: dict[str, str] = {}
+
+    def content(repository: str, label: str, manifest: Manifest) -> Needs:
+        return _plan_manifest(
+            plan, repository, label, manifest, manifests, have, needs_of, planned_blobs, first
+        )
+
     for step in steps:
         if not step.pending or step.source_digest is None:
             continue
         top = manifests[(step.repository, step.source_digest)]
-        needs = _plan_manifest(plan, step, top, manifests, have, needs_of, planned_blobs, first)
+        needs = content(step.repository, f"{step.repository}:{step.tag}", top)
         plan.tags.append(
             TagWrite(step.repository, step.tag, top, needs_manifests=needs[0], needs_blobs=needs[1])
+        )
+    for copy in referrers:
+        needs = content(copy.repository, copy.reason, copy.manifest)
+        plan.referrers.append(
+            replace(copy, needs_manifests=(*needs[0], copy.subject), needs_blobs=needs[1])
         )
     plan.blobs.sort(key=lambda blob: (blob.mount_from is not None, -blob.descriptor.size))
     return plan
@@ -258,7 +289,8 @@ def plan_content(
 
 def _plan_manifest(
     plan: ContentPlan,
-    step: TagStep,
+    repository: str,
+    label: str,
     manifest: Manifest,
     manifests: Mapping[tuple[str, str], Manifest],
     have: set[tuple[str, str]],
@@ -268,10 +300,10 @@ def _plan_manifest(
 ) -> Needs:
     """Plan `manifest`'s content; return the (manifests, blobs) its push waits for.
 
+    `label` names what the content is for (`azureiotedge-agent:1.5.3`) in reasons;
     `have` holds what is present or already planned, `needs_of` what a planned
     manifest waits for, `first` the repository each blob digest goes to first.
     """
-    repository = step.repository
     key = (repository, manifest.digest)
     if key in have:
         return needs_of.get(key, ((), ()))
@@ -280,9 +312,9 @@ def _plan_manifest(
     for child in manifest.children():
         child_manifest = manifests[(repository, child.digest)]
         needs = _plan_manifest(
-            plan, step, child_manifest, manifests, have, needs_of, planned_blobs, first
+            plan, repository, label, child_manifest, manifests, have, needs_of, planned_blobs, first
         )
-        reason = _child_reason(step, child)
+        reason = _child_reason(label, child)
         plan.manifests.append(
             ManifestCopy(
                 repository, child_manifest, reason, needs_manifests=needs[0], needs_blobs=needs[1]
@@ -299,18 +331,18 @@ def _plan_manifest(
         owner = first.setdefault(blob.digest, repository)
         mount_from = owner if owner != repository else None
         role = "config" if blob.digest == config else "layer"
-        reason = f"{role} of {repository}:{step.tag}"
+        reason = f"{role} of {label}"
         plan.blobs.append(BlobCopy(repository, blob, reason, mount_from))
     needs = (tuple(child_digests), tuple(blob_digests))
     needs_of[key] = needs
     return needs
 
 
-def _child_reason(step: TagStep, child: Descriptor) -> str:
+def _child_reason(label: str, child: Descriptor) -> str:
     platform = str(child.platform) if child.platform else "manifest"
     if child.is_attestation:
         platform = "attestation"
-    return f"{platform} of {step.repository}:{step.tag}"
+    return f"{platform} of {label}"
 
 
 def _config_digest(manifest: Manifest) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +22,13 @@ from typing import TYPE_CHECKING
 
 from mirror.engine.connect import acr_metadata, open_store
 from mirror.engine.copy import CopyReporter
+from mirror.engine.provenance import Run, attach_provenance
+from mirror.engine.referrers import Memory
 from mirror.engine.sync import SyncOutcome, sync
 from mirror.errors import MirrorError
 from mirror.governance.scope import EVERYTHING, Scope
 from mirror.logs import get_logger
+from mirror.transport.registry import RegistryClient
 
 if TYPE_CHECKING:
     from mirror.engine.job import Job
@@ -49,9 +53,7 @@ class RunReport:
     triggered_by: str = "cli"
     scope: Scope = field(default=EVERYTHING)
 
-    @property
-    def recorded(self) -> bool:
-        return self.run_id is not None
+    recorded: bool = False
 
 
 class Runner:
@@ -97,8 +99,9 @@ class Runner:
         stop = stop or threading.Event()
         clock, started = time.monotonic(), datetime.now(UTC)
         report = RunReport(FAILED, started, started, triggered_by=triggered_by, scope=scope)
+        report.run_id = str(uuid.uuid4())
         try:
-            report.outcome = self._sync(reporter, scope, stop, feed)
+            report.outcome = self._sync(reporter, report, stop, feed)
         except MirrorError as error:
             report.error = error
         report.state = _state(report)
@@ -110,36 +113,55 @@ class Runner:
     def _sync(
         self,
         reporter: CopyReporter,
-        scope: Scope,
+        report: RunReport,
         stop: threading.Event,
         feed: ReleaseFeed | None,
     ) -> SyncOutcome:
         job = self.job
         source = open_store(job.source, job.config)
         target = open_store(job.target, job.config, push=True)
+        governance = job.governance(self.allow_backwards)
+        metadata = acr_metadata(target, job.config)
         try:
-            return sync(
+            outcome = sync(
                 source,
                 target,
                 job.repositories,
                 reporter,
                 select=job.selector(feed),
-                governance=job.governance(self.allow_backwards),
+                governance=governance,
                 concurrency=job.concurrency,
-                metadata=acr_metadata(target, job.config),
-                scope=scope,
+                metadata=metadata,
+                scope=report.scope,
                 stop=stop,
+                memory=self._memory(),
             )
+            if isinstance(target, RegistryClient) and not outcome.interrupted:
+                run = Run(
+                    report.run_id or "", job.source, job.target, report.triggered_by, report.started
+                )
+                outcome.provenance = attach_provenance(
+                    target, run, outcome, governance, job.config, acr=metadata is not None
+                )
+            return outcome
         finally:
             source.close()
             target.close()
+
+    def _memory(self) -> Memory:
+        """What earlier runs learned of referrers (nothing, if the ledger cannot say)."""
+        try:
+            return self.ledger.referrer_memory(self.job.target)
+        except MirrorError as error:
+            get_logger().warning("ledger.referrers_unread", error=str(error))
+            return {}
 
     def _record(self, report: RunReport) -> None:
         """Record the run in the ledger; a failure to is kept in the report, not raised,
         so that the run's own result is still reported."""
         outcome = report.outcome
         try:
-            report.run_id = self.ledger.record_sync(
+            self.ledger.record_sync(
                 source=self.job.source,
                 target=self.job.target,
                 steps=outcome.steps if outcome else [],
@@ -148,7 +170,10 @@ class Runner:
                 finished=report.finished,
                 outcome=report.state,
                 triggered_by=report.triggered_by,
+                run_id=report.run_id,
+                referrers=outcome.referrer_states() if outcome else (),
             )
+            report.recorded = True
         except MirrorError as error:
             report.ledger_error = error
 

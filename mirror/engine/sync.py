@@ -1,4 +1,4 @@
-"""One sync run: observe both sides, plan, fetch manifests, copy, lock.
+"""One sync run: observe both sides, plan, fetch manifests, survey referrers, copy, lock.
 
     observe  list source tags per repository, let the selector choose, then ask
              each side what a chosen tag points at: a HEAD on each side for tags the
@@ -6,21 +6,24 @@
              manifest is needed anyway)
     plan     `plan.plan_tags` decides per tag, `plan.plan_content` lists the content
     fetch    GET the remaining manifests of the tags to write (each digest once)
+    referrers  which signatures, SBOMs and attestations of those manifests to bring
+             along (`referrers.survey`), planned after their subjects
     copy     `copy.Copier` applies the content plan
     lock     on ACR, the specific tags are locked (`plan.plan_locks`, `locks`)
 
-Each phase is a module of this package (`observe`, `plan`, `fetch`, `copy`, `locks`);
-this one runs them in order.
+Each phase is a module of this package (`observe`, `plan`, `fetch`, `referrers`,
+`copy`, `locks`); this one runs them in order. The provenance records a run attaches
+afterwards are `provenance`'s, started by `run`.
 
-A sync with nothing to do therefore costs one tag listing per repository and one
-HEAD per chosen tag on each side.
+A sync with nothing to do therefore costs one tag listing per repository, one HEAD
+per chosen tag on each side, and one request per mirrored manifest that has referrers.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from mirror.engine.copy import Copier, CopyReporter, CopyResult
 from mirror.engine.fetch import fetch_manifests
@@ -28,9 +31,20 @@ from mirror.engine.locks import LockResult, apply_locks, lock_states
 from mirror.engine.observe import observe
 from mirror.engine.plan import ContentPlan, LockStep, TagStep, plan_content, plan_locks
 from mirror.engine.pool import LOOKUPS
+from mirror.engine.provenance import Attached
+from mirror.engine.referrers import (
+    RETRY,
+    Memory,
+    SubjectState,
+    Survey,
+    subjects_of,
+    subjects_of_unknown,
+    survey,
+)
 from mirror.governance.decide import Governance
 from mirror.governance.scope import EVERYTHING, Scope
 from mirror.governance.selection import Selector, select_all
+from mirror.manifest import Manifest
 from mirror.transport.acr.metadata import AcrMetadata
 from mirror.transport.store import Store
 
@@ -46,6 +60,24 @@ class SyncOutcome:
     locking: LockResult = field(default_factory=LockResult)
     interrupted: bool = False
     unlisted: list[tuple[str, str]] = field(default_factory=list)  # repositories not listed
+    survey: Survey = field(default_factory=Survey)
+    provenance: Attached = field(default_factory=Attached)
+
+    def referrer_states(self) -> list[SubjectState]:
+        """What to remember of each subject surveyed: a subject some of whose referrers
+        were not copied is remembered as to be asked again."""
+        copied = {(r.repository, r.digest) for r in self.result.referrers}
+        unfinished = {
+            (c.repository, c.subject)
+            for c in self.content.referrers
+            if (c.repository, c.digest) not in copied
+        }
+        return [
+            replace(state, fingerprint=RETRY)
+            if (state.repository, state.subject) in unfinished
+            else state
+            for state in self.survey.states
+        ]
 
     @property
     def locked(self) -> list[tuple[str, str]]:
@@ -54,7 +86,9 @@ class SyncOutcome:
     @property
     def failures(self) -> list[tuple[str, str]]:
         """Every step that failed, listing, copying or locking: (what, why)."""
-        return self.unlisted + self.result.failures + self.locking.failures
+        return (
+            self.unlisted + self.result.failures + self.locking.failures + self.provenance.failures
+        )
 
     @property
     def ok(self) -> bool:
@@ -85,9 +119,12 @@ def sync(
     metadata: AcrMetadata | None = None,
     scope: Scope = EVERYTHING,
     stop: threading.Event | None = None,
+    memory: Memory | None = None,
 ) -> SyncOutcome:
     """Observe, plan, copy; then, on ACR (`metadata`), lock the specific tags.
 
+    `memory` is what the ledger remembers of referrers (see `referrers`): with it, the
+    referrers of tags already up to date cost one request per subject that has any.
     `scope` narrows the run to the tags a change touched. Setting `stop` ends the run at
     the next safe point: no transfer or push starts after it, a blob being streamed is
     abandoned (it never completes in the target), and the tags already written stay.
@@ -101,9 +138,22 @@ def sync(
     unfit = {(s.repository, s.tag): why for s in steps if s.pending and (why := fetched.unfit(s))}
     looked = observation.failures + [(f"tag {r}:{t}", why) for (r, t), why in unfit.items()]
     writable = [s for s in steps if (s.repository, s.tag) not in unfit]
-    content = plan_content(writable, fetched.manifests, observation.present())
+    governance = governance or Governance()
+    found = survey_referrers(
+        source,
+        target,
+        writable,
+        fetched.manifests,
+        observation.present(),
+        memory,
+        governance,
+        lookups,
+    )
+    looked += found.failures
+    manifests = {**fetched.manifests, **found.manifests}
+    content = plan_content(writable, manifests, observation.present(), found.copies)
     copier = Copier(source, target, reporter, concurrency=concurrency, stop=stop)
-    outcome = SyncOutcome(steps, content, copier.apply(content), unlisted=looked)
+    outcome = SyncOutcome(steps, content, copier.apply(content), unlisted=looked, survey=found)
     outcome.interrupted = stop.is_set()
     result = outcome.result
     if metadata is not None and not outcome.interrupted:
@@ -111,3 +161,21 @@ def sync(
         written = {(write.repository, write.tag) for write in result.tags}
         outcome.locking = apply_locks(target, metadata, outcome.locks, written, concurrency)
     return outcome
+
+
+def survey_referrers(
+    source: Store,
+    target: Store,
+    steps: Sequence[TagStep],
+    manifests: Mapping[tuple[str, str], Manifest],
+    present: Iterable[tuple[str, str]],
+    memory: Memory | None,
+    governance: Governance,
+    concurrency: int,
+) -> Survey:
+    """The referrers phase: which referrers of the run's subjects to bring along."""
+    subjects, unknown = subjects_of(steps, manifests, present, memory, governance)
+    more, failures = subjects_of_unknown(source, unknown, concurrency=concurrency)
+    found = survey(source, target, [*subjects, *more], governance, concurrency=concurrency)
+    found.failures += failures
+    return found

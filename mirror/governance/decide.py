@@ -235,9 +235,24 @@ def _holding(digest: str, family: Iterable[_Specific]) -> _Specific | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Carry:
+    """What travels with a repository's images besides their content: the referrers
+    upstream lists for them (only these artifact types, when any are named), and a
+    provenance record the mirror attaches to each tag it writes."""
+
+    referrers: bool = True
+    artifact_types: tuple[str, ...] = ()
+    provenance: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Governance:
     """How mirrored tags may change: the policy's choices and the run's flags."""
 
     on_rebuild: Mapping[str, OnRebuild] = field(default_factory=dict)
     allow_backwards: bool = False
     today: date | None = None
+    carry: Mapping[str, Carry] = field(default_factory=dict)
+
+    def carry_for(self, repository: str) -> Carry:
+        return self.carry.get(repository, Carry())

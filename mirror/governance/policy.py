@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic.types import StrictBool, StrictInt
 
 from mirror.errors import ConfigError
-from mirror.governance.decide import OnRebuild
+from mirror.governance.decide import Carry, OnRebuild
 from mirror.governance.releases import ReleaseFeed, embedded_feed
 from mirror.governance.selection import Verdict
 from mirror.governance.versions import Line, Tag, Version, VersionRange, parse_tag
@@ -68,6 +68,13 @@ def _lines(value: object) -> frozenset[Line] | None:
     return frozenset(Line.parse(_string(line, "a line such as '1.5'")) for line in value)
 
 
+def _artifact_type(value: object) -> str:
+    text = _string(value, "a media type such as 'application/vnd.cncf.notary.signature'")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*", text):
+        raise ValueError(f"not a media type: {text!r}")
+    return text
+
+
 Repository = Annotated[str, PlainValidator(_repository)]
 Regex = Annotated[re.Pattern[str], PlainValidator(_regex)]
 
@@ -89,6 +96,14 @@ class PolicyRule(BaseModel):
     allow: tuple[Regex, ...] = ()
     deny: tuple[Regex, ...] = ()
     on_rebuild: OnRebuild = OnRebuild.HOLD
+    referrers: StrictBool = True
+    artifact_types: tuple[Annotated[str, PlainValidator(_artifact_type)], ...] = ()
+    provenance: StrictBool = True
+
+    @property
+    def carry(self) -> Carry:
+        """What travels with the images this rule selects."""
+        return Carry(self.referrers, self.artifact_types, self.provenance)
 
 
 class Policy(BaseModel):

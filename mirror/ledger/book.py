@@ -256,14 +256,17 @@ class Ledger:
         finished: datetime,
         outcome: str = "completed",
         triggered_by: str = "cli",
+        run_id: str | None = None,
+        referrers: Iterable[Remembered] = (),
     ) -> str:
         """Record one sync run in one transaction; return its id.
 
         `steps` are the run's decisions (one observation each: the digests it saw, the
         action and why, drift), `written` the tags it actually wrote; `outcome` how it
-        ended (`completed`, `failed`, `interrupted`), `triggered_by` what started it.
+        ended (`completed`, `failed`, `interrupted`), `triggered_by` what started it;
+        `referrers` what the run learned of the referrers of the subjects it surveyed.
         """
-        run_id = str(uuid.uuid4())
+        run_id = run_id or str(uuid.uuid4())
         target_name = place(target)
         seen, done = stamp(started), stamp(finished)
         writes = [{"repository": w.repository, "tag": w.tag, "digest": w.digest} for w in written]
@@ -286,7 +289,18 @@ class Ledger:
             tx.execute(queries.INSERT_RUN, run)
             tx.execute_many(queries.INSERT_OBSERVATION, observations)
             tx.execute_many(queries.INSERT_WRITE, write_rows)
+            tx.execute_many(queries.REMEMBER_REFERRERS, _remembered(referrers, common, done))
         return run_id
+
+    def referrer_memory(self, target: str) -> dict[tuple[str, str], dict[str, str]]:
+        """What earlier runs learned of referrers in `target`: per (repository, root
+        digest of a tag), each subject surveyed and its referrers' fingerprint."""
+        memory: dict[tuple[str, str], dict[str, str]] = {}
+        for repository, root, subject, fingerprint in self.read(
+            queries.REFERRER_MEMORY, {"target": place(target)}
+        ):
+            memory.setdefault((str(repository), str(root)), {})[str(subject)] = str(fingerprint)
+        return memory
 
     # --- questions ----------------------------------------------------------------
 
@@ -451,6 +465,35 @@ class Ledger:
             return tags
 
         return SpecificResolver(holding)
+
+
+class Remembered(Protocol):
+    """What a run learned of one subject's referrers (see `engine.referrers`)."""
+
+    @property
+    def repository(self) -> str: ...
+    @property
+    def root(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+def _remembered(
+    states: Iterable[Remembered], common: dict[str, str], checked: str
+) -> list[dict[str, object]]:
+    return [
+        {
+            "target": common["target"],
+            "repository": s.repository,
+            "root": s.root,
+            "subject": s.subject,
+            "fingerprint": s.fingerprint,
+            "checked": checked,
+        }
+        for s in states
+    ]
 
 
 def _run_record(row: Row) -> RunRecord:

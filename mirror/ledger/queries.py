@@ -147,3 +147,14 @@ FINISH_CLAIMED = """UPDATE mirror_triggers SET state = :state, run_id = :run_id,
 PENDING_TRIGGERS = """SELECT id, kind, scope, detail, received, state FROM mirror_triggers
     WHERE target = :target AND state IN ('pending', 'claimed')
     ORDER BY received"""
+
+# --- referrers surveyed (schema 3) -------------------------------------------------
+
+REMEMBER_REFERRERS = """INSERT INTO mirror_referrers
+    (target, repository, root, subject, fingerprint, checked)
+    VALUES (:target, :repository, :root, :subject, :fingerprint, :checked)
+    ON CONFLICT (target, repository, root, subject)
+    DO UPDATE SET fingerprint = excluded.fingerprint, checked = excluded.checked"""
+
+REFERRER_MEMORY = """SELECT repository, root, subject, fingerprint FROM mirror_referrers
+    WHERE target = :target"""

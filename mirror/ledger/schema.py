@@ -100,6 +100,22 @@ MIGRATIONS: tuple[Migration, ...] = (
                 ON mirror_triggers (target, state, received)""",
         ),
     ),
+    Migration(
+        3,
+        "the referrers surveyed per mirrored tag, so that a sync with nothing to do asks "
+        "again only about subjects that have some",
+        (
+            """CREATE TABLE IF NOT EXISTS mirror_referrers (
+                target TEXT NOT NULL,
+                repository TEXT NOT NULL,
+                root TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                checked TEXT NOT NULL,
+                PRIMARY KEY (target, repository, root, subject)
+            )""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -17,6 +17,9 @@ import httpx
 from mirror.transport.tls import context_for
 from mirror.transport.wire import Transport
 
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection
+READ_TIMEOUT = 30.0  # seconds to the first byte of an answer, and between two chunks
+
 
 def http_client(
     *,
@@ -35,7 +38,7 @@ def http_client(
         transport=Transport(verify=context, keep=connections, addresses=addresses),
         follow_redirects=True,
         # connect; read: the first byte of an answer, and between two chunks of a body
-        timeout=httpx.Timeout(30.0, connect=10.0, read=30.0, pool=None),
+        timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT, read=READ_TIMEOUT, pool=None),
         headers={"User-Agent": "mirror"},
     )
 

@@ -4,6 +4,11 @@ One layout holds every mirrored repository: blobs (layers, configs and manifests
 live once in `blobs/<alg>/<hex>`, shared across repositories, and `index.json` names
 each tagged manifest with `org.opencontainers.image.ref.name` = `<repository>:<tag>`.
 
+Referrers (signatures, SBOMs, provenance records: manifests with a `subject`) are
+kept as the OCI tools keep them in a layout: their manifest in `blobs/`, and an
+untagged entry in `index.json` carrying the referrer's `artifactType` and annotations;
+the referrers of a digest are the untagged entries whose manifest names it as subject.
+
 Writes are crash-safe: a blob is written to a temporary file, verified, synced and
 renamed into place; `index.json` is replaced atomically, and only after everything
 the tag needs is on disk.
@@ -23,6 +28,7 @@ from mirror.errors import ConfigError, ManifestError, NotFound
 from mirror.files import write_atomically
 from mirror.manifest import OCI_INDEX, Descriptor, Manifest
 from mirror.reference import validate_tag
+from mirror.referrers import NONE, Referrers
 from mirror.transport.store import BlobSource, Written
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -101,7 +107,7 @@ class OciLayout:
         return sorted(self._entries(repository))
 
     def resolve(self, repository: str, reference: str) -> Descriptor | None:
-        if reference.startswith("sha"):
+        if _digest.is_digest(reference):
             path = self._blob_path(reference)
             if not path.exists():
                 return None
@@ -116,7 +122,7 @@ class OciLayout:
     ) -> Manifest:
         media_type = None
         digest = reference
-        if not reference.startswith("sha"):
+        if not _digest.is_digest(reference):
             descriptor = self.resolve(repository, reference)
             if descriptor is None:
                 raise NotFound(f"{self.name}: not found: {repository}:{reference}")
@@ -132,7 +138,7 @@ class OciLayout:
         if not path.exists():
             self._prepare()
             _write_verified(path, manifest.raw, manifest.digest)
-        if reference.startswith("sha"):
+        if _digest.is_digest(reference):
             if reference != manifest.digest:
                 raise ManifestError(f"{reference}: manifest bytes hash to {manifest.digest}")
             return
@@ -155,6 +161,40 @@ class OciLayout:
         updated = {**index, "manifests": [*kept, entry]}
         self._write_index(updated)
         self._index = updated
+
+    # -- referrers ---------------------------------------------------------------
+
+    def referrers(self, repository: str, digest: str) -> Referrers:
+        """The untagged entries of `index.json` whose manifest has `digest` as subject."""
+        found = []
+        for entry in self._load_index()["manifests"]:
+            if REF_NAME in (entry.get("annotations") or {}):
+                continue
+            descriptor = Descriptor.from_json(entry, f"{self.name} index.json")
+            manifest = self.get_manifest(repository, descriptor.digest)
+            subject = manifest.subject()
+            if subject is not None and subject.digest == digest:
+                found.append(descriptor)
+        if not found:
+            return NONE
+        listed = "\n".join(sorted(d.digest for d in found)).encode()
+        return Referrers(tuple(found), _digest.compute(listed))
+
+    def referrers_changed(self, repository: str, digest: str, fingerprint: str) -> Referrers | None:
+        found = self.referrers(repository, digest)
+        return None if found.fingerprint == fingerprint else found
+
+    def put_referrer(self, repository: str, referrer: Manifest) -> None:
+        """Store the referrer's manifest and list it, untagged, in `index.json`."""
+        self.put_manifest(repository, referrer.digest, referrer)
+        with self._lock:
+            index = self._load_index()
+            if any(e.get("digest") == referrer.digest for e in index["manifests"]):
+                return
+            entry = referrer.referrer_descriptor().to_json()
+            updated = {**index, "manifests": [*index["manifests"], entry]}
+            self._write_index(updated)
+            self._index = updated
 
     def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
         try:

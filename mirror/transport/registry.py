@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -28,7 +29,16 @@ from mirror.errors import (
     RegistryError,
     Unreachable,
 )
-from mirror.manifest import ACCEPT, Descriptor, Manifest
+from mirror.manifest import ACCEPT, OCI_INDEX, Descriptor, Manifest
+from mirror.referrers import (
+    NONE,
+    Referrers,
+    fallback_tag,
+    is_fallback_tag,
+    listing_index,
+    parse_listing,
+    with_referrer,
+)
 from mirror.transport.auth import IDENTITY, Challenge
 from mirror.transport.endpoint import RETRIES, Breaker, Endpoint, RetryPolicy
 from mirror.transport.http import PerThread
@@ -61,6 +71,10 @@ class RegistryClient:
         self.breaker = Breaker()
         self.prefix = prefix.strip("/")
         self.check_presence = check_presence
+        self.referrers_api: bool | None = None  # learned: None until the first answer
+        self._listing_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._probe_lock = threading.Lock()  # held while the first referrers request learns
 
     @property
     def http(self) -> httpx.Client:
@@ -145,7 +159,8 @@ class RegistryClient:
         self._check(response, "the API version check", 200)
 
     def list_tags(self, repository: str, page_size: int = _TAGS_PAGE) -> list[str]:
-        """Every tag, following `Link` pagination."""
+        """Every tag of an image, following `Link` pagination; the referrers tags
+        (`sha256-<hex>`, lists of signatures and the like) are not images, and left out."""
         url: str | None = self.url_for(f"/v2/{self._path(repository)}/tags/list?n={page_size}")
         tags: list[str] = []
         while url is not None:
@@ -155,7 +170,7 @@ class RegistryClient:
                 page = response.json().get("tags") or []
             except (ValueError, AttributeError):
                 raise RegistryError(f"{self.name}: malformed tag list for {repository}") from None
-            tags += [str(tag) for tag in page]
+            tags += [str(tag) for tag in page if not is_fallback_tag(str(tag))]
             url = _next_link(response)
             if url is not None:
                 url = urljoin(str(response.url), url)
@@ -183,7 +198,7 @@ class RegistryClient:
         url = self.url_for(f"/v2/{self._path(repository)}/manifests/{reference}")
         response = self._send("GET", url, headers={"Accept": ACCEPT})
         self._check(response, f"{repository}:{reference}", 200)
-        if expected_digest is None and reference.startswith("sha"):
+        if expected_digest is None and _digest.is_digest(reference):
             expected_digest = reference
         if expected_digest is None:
             expected_digest = response.headers.get("Docker-Content-Digest")
@@ -198,8 +213,17 @@ class RegistryClient:
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         """Store `manifest` under a tag or its digest; the registry must agree on the digest."""
+        self._put_manifest(repository, reference, manifest)
+
+    def _put_manifest(
+        self,
+        repository: str,
+        reference: str,
+        manifest: Manifest,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         url = self.url_for(f"/v2/{self._path(repository)}/manifests/{reference}")
-        headers = {"Content-Type": manifest.media_type}
+        headers = {"Content-Type": manifest.media_type, **(headers or {})}
         response = self._send("PUT", url, headers=headers, content=manifest.raw)
         self._check(response, f"pushing {repository}:{reference}", 200, 201)
         stored = response.headers.get("Docker-Content-Digest")
@@ -208,6 +232,118 @@ class RegistryClient:
                 f"{self.name} stored {repository}:{reference} as {stored}, "
                 f"not {manifest.digest}: the registry rewrote the manifest"
             )
+        return response
+
+    # -- referrers --------------------------------------------------------------
+
+    def referrers(self, repository: str, digest: str) -> Referrers:
+        """What the registry lists as referring to `digest`: by the referrers API, or by
+        the referrers tag where the registry has no such API (learned from the first
+        answer: a 404 from the API means there is none)."""
+        if self.referrers_api is None:
+            with self._probe_lock:  # one thread finds out, the others wait for the answer
+                if self.referrers_api is None:
+                    found = self._referrers_by_api(repository, digest)
+                    if found is not None:
+                        return found
+        if self.referrers_api:
+            found = self._referrers_by_api(repository, digest)
+            if found is not None:
+                return found
+        return self._referrers_by_tag(repository, digest)
+
+    def referrers_changed(self, repository: str, digest: str, fingerprint: str) -> Referrers | None:
+        """The referrers of `digest` if they differ from those `fingerprint` names, else
+        None; one request (a HEAD of the referrers tag, or one listing by the API)."""
+        if self.referrers_api is False:
+            listed = self.resolve(repository, fallback_tag(digest))
+            if (listed.digest if listed else "") == fingerprint:
+                return None
+        found = self.referrers(repository, digest)
+        return None if found.fingerprint == fingerprint else found
+
+    def _referrers_by_api(self, repository: str, digest: str) -> Referrers | None:
+        url: str | None = self.url_for(f"/v2/{self._path(repository)}/referrers/{digest}")
+        descriptors: list[Descriptor] = []
+        pages = b""
+        while url is not None:
+            response = self._send("GET", url, headers={"Accept": OCI_INDEX})
+            if response.status_code in (404, 405) and not pages:
+                self.referrers_api = False
+                return None
+            self._check(response, f"the referrers of {repository}@{digest}", 200)
+            self.referrers_api = True
+            descriptors += parse_listing(response.content, f"{self.name} {repository}@{digest}")
+            pages += response.content
+            url = _next_link(response)
+            if url is not None:
+                url = urljoin(str(response.url), url)
+        fingerprint = _digest.compute(pages) if descriptors else ""
+        return Referrers(tuple(descriptors), fingerprint)
+
+    def _referrers_by_tag(self, repository: str, digest: str) -> Referrers:
+        try:
+            index = self.get_manifest(repository, fallback_tag(digest))
+        except NotFound:
+            return NONE
+        where = f"{self.name} {repository}:{fallback_tag(digest)}"
+        return Referrers(parse_listing(index.raw, where), index.digest)
+
+    def put_referrer(self, repository: str, referrer: Manifest) -> None:
+        """Push a manifest that has a `subject`, and make sure the subject's referrers
+        list names it: a registry with the referrers API says so (`OCI-Subject`);
+        otherwise the referrers tag is updated as the distribution spec describes
+        (read, append if absent, write back with `If-Match`)."""
+        subject = referrer.subject()
+        if subject is None:
+            raise ManifestError(f"{referrer.digest}: not a referrer (no subject)")
+        response = self._put_manifest(repository, referrer.digest, referrer)
+        if response.headers.get("OCI-Subject") != subject.digest:
+            self.list_referrer(repository, subject.digest, referrer)
+
+    def list_referrer(self, repository: str, subject: str, referrer: Manifest) -> None:
+        """Name `referrer` in the referrers tag of `subject` (for a referrer pushed to a
+        registry that did not answer `OCI-Subject`: it has no referrers API)."""
+        with self._listing_lock(repository, subject):
+            self._list_referrer(repository, subject, referrer.referrer_descriptor())
+
+    def authorization(self, repository: str, reference: str) -> str | None:
+        """The `Authorization` header mirror's own credentials give for writing to
+        `repository` (found with a HEAD of `reference`): what another client, such as
+        oras-py, is handed instead of logging in a second time. None: anonymous."""
+        url = self.url_for(f"/v2/{self._path(repository)}/manifests/{reference}")
+        response = self._send("HEAD", url, headers={"Accept": ACCEPT})
+        self._check(response, f"{repository}:{reference}", 200)
+        header: str | None = response.request.headers.get("Authorization")
+        return header
+
+    def _list_referrer(self, repository: str, subject: str, added: Descriptor) -> None:
+        """Append `added` to the referrers tag of `subject`; another writer that got there
+        between the read and the write (a 412 on `If-Match`, or a listing that no longer
+        names `added` afterwards) makes it start over, three times at most."""
+        tag = fallback_tag(subject)
+        for _ in range(3):
+            current = self._referrers_by_tag(repository, subject)
+            listed = with_referrer(current.descriptors, added)
+            if listed is None:
+                return
+            headers = {"If-Match": f'"{current.fingerprint}"'} if current.fingerprint else {}
+            try:
+                self._put_manifest(repository, tag, listing_index(listed), headers)
+            except RegistryError as error:
+                if error.status != 412:
+                    raise
+                continue
+            if added.digest in self._referrers_by_tag(repository, subject).digests:
+                return
+        raise RegistryError(
+            f"{self.name}: the referrers list of {repository}@{subject} kept changing "
+            "while adding to it"
+        )
+
+    def _listing_lock(self, repository: str, subject: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._listing_locks.setdefault((repository, subject), threading.Lock())
 
     def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
         url = self.url_for(f"/v2/{self._path(repository)}/blobs/{descriptor.digest}")

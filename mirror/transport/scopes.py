@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
-_REPOSITORY_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)/")
+_REPOSITORY_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
 # `/acr/v1/<name>/_tags...`: the name as one `%2F`-encoded segment (what ACR's clients
 # send) or with literal slashes; a name component never starts with `_`.
 _METADATA_PATH = re.compile(r"^/acr/v1/(?P<name>.+?)/_(?:tags|manifests)(?:[/?]|$)")

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from mirror.errors import ConfigError
 from mirror.manifest import Descriptor, Manifest
+from mirror.referrers import Referrers
 from mirror.transport.endpoint import Endpoint
 
 OCI_PREFIX = "oci:"
@@ -54,6 +55,14 @@ class Store(Protocol):
         source: BlobSource,
         mount_from: str | None = None,
     ) -> Written: ...
+
+    def referrers(self, repository: str, digest: str) -> Referrers: ...
+
+    def referrers_changed(
+        self, repository: str, digest: str, fingerprint: str
+    ) -> Referrers | None: ...
+
+    def put_referrer(self, repository: str, referrer: Manifest) -> None: ...
 
     def close(self) -> None: ...
 

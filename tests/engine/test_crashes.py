@@ -56,6 +56,7 @@ import pytest
 import yaml
 
 from mirror.ledger import Ledger
+from mirror.referrers import is_fallback_tag
 from tests.engine.conftest import CrashTally
 from tests.support.acr import OWNER, Identity, RequestRecord, TokenScope
 from tests.support.acr_fixtures import AcrSetup
@@ -265,6 +266,8 @@ class RegistryReader:
         listing.raise_for_status()
         found = {}
         for tag in listing.json().get("tags") or []:
+            if is_fallback_tag(tag):  # a referrers list (provenance records), not an image
+                continue
             head = self.client.head(f"/v2/{name}/manifests/{tag}", headers={"Accept": ACCEPT})
             if head.status_code == 404:
                 continue  # listed while the registry is still writing it: not a tag yet

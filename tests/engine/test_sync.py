@@ -87,7 +87,11 @@ def test_cold_sync_copies_every_platform_byte_for_byte(
     assert count(fetched, "HEAD", "/manifests/") == 0
     tags = sum(len(seeder.tags(repo)) for repo in REPOS)
     children = {(p.repository, c) for p in pushed for c in p.children}
-    assert len(fetched) == tags + len(children)
+    # and each manifest written is asked once for its referrers (the referrers tag)
+    asked = [r for r in fetched if "/manifests/sha256-" in r.path]
+    subjects = {(p.repository, d) for p in pushed for d in (p.digest, *p.children)}
+    assert len(asked) == len(subjects)
+    assert len(fetched) - len(asked) == tags + len(children)
     assert {step.tag for step in outcome.steps if step.action is Action.CREATE} == {
         "1.5",
         "1.5.0",

@@ -322,7 +322,8 @@ MALFORMED = [
         "unknown key, no guess",
         HEAD + "    colour: blue\n",
         "4: rules[0].colour: unknown key (expected one of: repositories, lines, versions, kinds, "
-        "prereleases, per_architecture, keep_newest, allow, deny, on_rebuild)",
+        "prereleases, per_architecture, keep_newest, allow, deny, on_rebuild, referrers, "
+        "artifact_types, provenance)",
     ),
     (
         "bad regex",

@@ -30,6 +30,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from mirror.ledger import Ledger
+from mirror.referrers import fallback_tag
 from tests.support.commands import ROOT
 from tests.support.images import Pushed, Seeder
 from tests.support.postgres import PostgresServer
@@ -353,7 +354,8 @@ def test_a_signed_release_webhook_mirrors_that_release_once(
     assert [run["trigger"] for run in runs] == ["github-webhook", "start"]
     assert runs[0]["outcome"] == "completed"
     assert runs[0]["written"] == 4  # 1.5.2 and 1.5, in two repositories
-    assert manifest_reads(upstream, mark) <= {"1.5.2", "1.5"} | _digests(upstream, mark)
+    released = [seeder.digest_of(repo, "1.5.2") for repo in (AGENT, HUB)]
+    assert manifest_reads(upstream, mark) <= {"1.5.2", "1.5"} | _digests(upstream, mark, *released)
 
     # Refused or ignored, and no sync for any of them.
     refusals = [
@@ -405,13 +407,16 @@ def test_a_signed_release_webhook_mirrors_that_release_once(
         assert not any(secret in text for text in kept), secret
 
 
-def _digests(registry: Registry, mark: int) -> set[str]:
-    """Manifests read by digest since `mark` (children of what was copied)."""
-    return {
+def _digests(registry: Registry, mark: int, *tops: str | None) -> set[str]:
+    """Manifests read by digest since `mark` (children of what was copied), and the
+    referrers lists (`sha256-<hex>` tags) of those and of `tops`, the released indexes."""
+    digests = {
         r.path.rsplit("/manifests/", 1)[1]
         for r in registry.requests_since(mark)
         if "/manifests/sha256:" in r.path
     }
+    subjects = digests | {top for top in tops if top}
+    return digests | {fallback_tag(digest) for digest in subjects}
 
 
 def test_a_new_version_in_the_release_feed_syncs_just_that_release(
@@ -448,7 +453,8 @@ def test_a_new_version_in_the_release_feed_syncs_just_that_release(
     )
     runs = served.wait_runs(2)
     assert {run["trigger"] for run in runs[:-1]} == {"release-feed"}
-    read = manifest_reads(upstream, mark) - _digests(upstream, mark)
+    released = [seeder.digest_of(repo, "1.5.2") for repo in (AGENT, HUB)]
+    read = manifest_reads(upstream, mark) - _digests(upstream, mark, *released)
     assert read == {"1.5.2", "1.5"}, read  # no other line's (or older) tags looked at
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from mirror.referrers import is_fallback_tag
+
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_IMAGE = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -237,6 +239,10 @@ class Seeder:
         return self.digest_of(repository, digest) == digest
 
     def tags(self, repository: str) -> list[str]:
+        """The image tags (not the referrers tags, `sha256-<hex>`: see `all_tags`)."""
+        return [tag for tag in self.all_tags(repository) if not is_fallback_tag(tag)]
+
+    def all_tags(self, repository: str) -> list[str]:
         response = self.client.get(f"/v2/{repository}/tags/list")
         if response.status_code == 404:
             return []

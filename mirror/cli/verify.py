@@ -1,0 +1,148 @@
+"""`mirror verify`: check a mirror before trusting it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from mirror import logs
+from mirror.cli.app import app, usage_error
+from mirror.cli.options import (
+    ConcurrencyOption,
+    ConfigOption,
+    LedgerOption,
+    Output,
+    OutputOption,
+    RepoOption,
+    SourceOption,
+    TargetOption,
+    count,
+)
+from mirror.engine.connect import open_store
+from mirror.engine.job import Job
+from mirror.engine.verify import Expectations, Verification, verify
+from mirror.transport.registry import RegistryClient
+from mirror.transport.store import Store
+
+
+@app.command("verify", rich_help_panel="Mirroring")
+def verify_command(
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="REPO or REPO:TAG to check. Default: every tag of the target's repositories.",
+            show_default=False,
+        ),
+    ] = None,
+    source: SourceOption = None,
+    target: TargetOption = None,
+    repo: RepoOption = None,
+    config: ConfigOption = None,
+    concurrency: ConcurrencyOption = None,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Read every blob and check it against its digest.")
+    ] = False,
+    ledger: LedgerOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Check that the mirror holds what it should, before trusting it.
+
+    Per tag: the target's digest is the one the ledger recorded; every manifest and
+    blob is there (--deep: read and hashed); every signature, SBOM or attestation
+    upstream lists for it is in the target and listed there for its subject; its
+    provenance record is attached and names the same digest; upstream still serves
+    the same digest (drift). Nothing is written.
+
+    Exit code 0 when everything holds, else the most serious kind found:
+    1 a registry could not be asked, 10 content missing or corrupt, 11 a tag moved in
+    the target, 12 a referrer missing, 13 a provenance record missing or wrong,
+    14 upstream drift.
+    """
+    from mirror.ledger import Ledger
+
+    job = Job.from_options(config, source, target, repo, False, concurrency)
+    logs.configure()
+    source_store = open_store(job.source, job.config)
+    target_store = open_store(job.target, job.config)
+    try:
+        wanted = _wanted(target_store, job, refs or [])
+        with Ledger.open(ledger or job.config.ledger) as book:
+            expect = _expectations(job, book, target_store, wanted)
+        found = verify(
+            source_store, target_store, wanted, expect, deep=deep, concurrency=job.concurrency
+        )
+    finally:
+        source_store.close()
+        target_store.close()
+    _print(found, output)
+    raise typer.Exit(found.exit_code)
+
+
+def _wanted(target: Store, job: Job, refs: list[str]) -> list[tuple[str, str]]:
+    """(repository, tag) pairs to check: those named, or every tag of each repository."""
+    if not refs:
+        return [(repo, tag) for repo in job.repositories for tag in _tags(target, repo)]
+    wanted = []
+    for ref in refs:
+        repository, _, tag = ref.partition(":")
+        if not repository:
+            raise usage_error(f"{ref!r}: give REPO or REPO:TAG")
+        wanted += (
+            [(repository, tag)] if tag else [(repository, t) for t in _tags(target, repository)]
+        )
+    return wanted
+
+
+def _tags(target: Store, repository: str) -> list[str]:
+    from mirror.errors import NotFound
+
+    try:
+        return sorted(target.list_tags(repository))
+    except NotFound:
+        return []
+
+
+def _expectations(
+    job: Job, book: object, target: Store, wanted: list[tuple[str, str]]
+) -> Expectations:
+    from mirror.ledger import Ledger
+
+    assert isinstance(book, Ledger)
+    recorded: dict[tuple[str, str], str] = {}
+    for repository in {repo for repo, _ in wanted}:
+        tags = [tag for repo, tag in wanted if repo == repository]
+        for tag, record in book.recorded(repository, tags, target=job.target).items():
+            if record.target is not None:
+                recorded[(repository, tag)] = record.target
+    governance = job.governance()
+    registry = isinstance(target, RegistryClient)
+
+    def referrers(repository: str) -> tuple[str, ...] | None:
+        carry = governance.carry_for(repository)
+        return carry.artifact_types if carry.referrers else None
+
+    return Expectations(
+        recorded=recorded,
+        provenance=lambda repository: registry and governance.carry_for(repository).provenance,
+        referrers=referrers,
+    )
+
+
+def _print(found: Verification, output: Output) -> None:
+    if output == Output.json:
+        document = {
+            "tags": [{"repository": r, "tag": t, "digest": d} for r, t, d in found.tags],
+            "findings": [
+                {"kind": f.kind, "repository": f.repository, "tag": f.tag, "detail": f.detail}
+                for f in found.findings
+            ],
+            "exit_code": found.exit_code,
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
+    for finding in found.findings:
+        typer.echo(f"{finding.kind:<10} {finding.repository}:{finding.tag}  {finding.detail}")
+    verdict = "all hold" if not found.findings else count(len(found.findings), "finding")
+    typer.echo(f"{count(len(found.tags), 'tag')} verified: {verdict}")

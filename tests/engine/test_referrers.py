@@ -1,0 +1,387 @@
+"""Signatures, SBOMs and provenance travel with the images; `mirror verify` checks them.
+
+Real `docker-registry` processes (distribution 2.8: no referrers API, so upstream
+lists referrers with the referrers tag schema, written here by hand as a signing tool
+would), and `ReferrersStandIn` where a registry with the API is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mirror.engine.job import Job
+from mirror.engine.provenance import ARTIFACT_TYPE
+from mirror.engine.run import Runner, RunReport
+from mirror.ledger import Ledger
+from mirror.referrers import fallback_tag
+from mirror.settings.config import Config
+from tests.support.commands import run_mirror
+from tests.support.images import OCI_INDEX, Pushed, Seeder, canonical, sha256
+from tests.support.referrers import ReferrersStandIn
+from tests.support.registry import Registry
+from tests.support.reporting import Quiet
+
+AGENT = "azureiotedge-agent"
+SIGNATURE = "application/vnd.cncf.notary.signature"
+SBOM = "application/spdx+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+EMPTY = b"{}"
+SCHEMA = Path(__file__).parents[2] / "mirror" / "data" / "provenance-v1.schema.json"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    digest: str
+    size: int
+    raw: bytes
+    artifact_type: str
+
+
+def attach(
+    seeder: Seeder,
+    subject: str,
+    subject_size: int,
+    artifact_type: str,
+    payload: bytes,
+    *,
+    subject_type: str = OCI_INDEX,
+    list_by_tag: bool = True,
+) -> Artifact:
+    """Push an artifact whose subject is `subject` and, as a signing tool does on a
+    registry without the referrers API, add it to the subject's referrers tag."""
+    seeder.push_blob(AGENT, EMPTY)
+    layer = seeder.push_blob(AGENT, payload)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": sha256(EMPTY),
+            "size": 2,
+        },
+        "layers": [{"mediaType": artifact_type, "digest": layer, "size": len(payload)}],
+        "subject": {"mediaType": subject_type, "digest": subject, "size": subject_size},
+        "annotations": {"org.opencontainers.image.created": "2026-11-30T10:00:00Z"},
+    }
+    raw = canonical(manifest)
+    digest = seeder.push_manifest(AGENT, sha256(raw), raw, OCI_MANIFEST)
+    artifact = Artifact(digest, len(raw), raw, artifact_type)
+    if list_by_tag:
+        listed = referrers_tag(seeder, subject)
+        entry = {
+            "mediaType": OCI_MANIFEST,
+            "digest": digest,
+            "size": len(raw),
+            "artifactType": artifact_type,
+            "annotations": manifest["annotations"],
+        }
+        write_referrers_tag(seeder, subject, [*listed, entry])
+    return artifact
+
+
+def referrers_tag(seeder: Seeder, subject: str) -> list[dict[str, object]]:
+    response = seeder.client.get(
+        f"/v2/{AGENT}/manifests/{fallback_tag(subject)}", headers={"Accept": OCI_INDEX}
+    )
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    return list(response.json()["manifests"])
+
+
+def write_referrers_tag(seeder: Seeder, subject: str, entries: list[dict[str, object]]) -> None:
+    index = canonical({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    seeder.push_manifest(AGENT, fallback_tag(subject), index, OCI_INDEX)
+
+
+def raw_manifest(seeder: Seeder, digest: str) -> bytes | None:
+    response = seeder.client.get(
+        f"/v2/{AGENT}/manifests/{digest}", headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}
+    )
+    return response.content if response.status_code == 200 else None
+
+
+@dataclass
+class Signed:
+    """An upstream release with a signature on its index, an SBOM on one platform
+    manifest, and a signature on the signature."""
+
+    release: Pushed
+    signature: Artifact
+    sbom: Artifact
+    countersignature: Artifact
+    platform: str
+
+
+@pytest.fixture
+def signed(seeder: Seeder) -> Signed:
+    release = seeder.push_release(AGENT, "1.5.3", oci=True)
+    index = raw_manifest(seeder, release.digest)
+    assert index is not None
+    platform = release.children[0]
+    platform_size = len(raw_manifest(seeder, platform) or b"")
+    signature = attach(seeder, release.digest, len(index), SIGNATURE, b"signature of the index")
+    sbom = attach(
+        seeder,
+        platform,
+        platform_size,
+        SBOM,
+        b'{"spdxVersion": "SPDX-2.3"}',
+        subject_type=OCI_MANIFEST,
+    )
+    countersignature = attach(
+        seeder,
+        signature.digest,
+        signature.size,
+        SIGNATURE,
+        b"signature of the signature",
+        subject_type=OCI_MANIFEST,
+    )
+    return Signed(release, signature, sbom, countersignature, platform)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger.open(str(tmp_path / "ledger.sqlite")) as opened:
+        yield opened
+
+
+def job(source: str, target: str, policy: Path | None = None) -> Job:
+    config = Config(
+        source=source, target=target, repositories=(AGENT,), lines=("1.5",), policy=policy
+    )
+    return Job(config, source, target, (AGENT,), False, 4)
+
+
+def sync(runner: Runner) -> RunReport:
+    with runner.exclusive() as mine:
+        assert mine
+        report = runner.run(Quiet(strict=True))
+    assert report.outcome is not None
+    assert report.outcome.ok, report.outcome.failures
+    assert report.state == "completed"
+    return report
+
+
+def writes(registry: Registry, mark: int) -> list[str]:
+    return [
+        f"{r.method} {r.path}"
+        for r in registry.requests_since(mark)
+        if r.method in ("PUT", "POST", "PATCH", "DELETE")
+    ]
+
+
+def test_signatures_sboms_and_their_signatures_travel_with_the_image(
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    target_seeder: Seeder,
+    signed: Signed,
+    ledger: Ledger,
+) -> None:
+    runner = Runner(job(upstream.url, target.url), ledger)
+    report = sync(runner)
+    assert report.outcome is not None
+    copied = {copy.digest for copy in report.outcome.result.referrers}
+    assert copied == {signed.signature.digest, signed.sbom.digest, signed.countersignature.digest}
+    # byte for byte, and each listed for its subject by the target's referrers tag
+    for artifact, subject in (
+        (signed.signature, signed.release.digest),
+        (signed.sbom, signed.platform),
+        (signed.countersignature, signed.signature.digest),
+    ):
+        assert raw_manifest(target_seeder, artifact.digest) == artifact.raw
+        listed = {str(e["digest"]): e for e in referrers_tag(target_seeder, subject)}
+        assert artifact.digest in listed
+        assert listed[artifact.digest]["artifactType"] == artifact.artifact_type
+    assert target_seeder.digest_of(AGENT, "1.5.3") == signed.release.digest
+
+    # A second sync writes nothing, and asks upstream once per subject that has referrers.
+    mark, upstream_mark = len(target.requests()), len(upstream.requests())
+    sync(runner)
+    assert writes(target, mark) == []
+    asked = [r.path for r in upstream.requests_since(upstream_mark) if "sha256-" in r.path]
+    assert sorted(asked) == sorted(
+        f"/v2/{AGENT}/manifests/{fallback_tag(d)}"
+        for d in (signed.release.digest, signed.platform, signed.signature.digest)
+    )
+
+    # The signature is withdrawn upstream: the mirror keeps it, and verify says so.
+    write_referrers_tag(seeder, signed.release.digest, [])
+    sync(runner)
+    assert raw_manifest(target_seeder, signed.signature.digest) == signed.signature.raw
+    result = verify_cli(upstream, target, ledger, "--output", "json")
+    assert result.returncode == 14, result.stdout + result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["kind"], signed.signature.digest in f["detail"]) for f in findings] == [
+        ("upstream", True)
+    ]
+
+
+def test_provenance_is_attached_with_oras_and_matches_its_schema(
+    upstream: Registry,
+    target: Registry,
+    target_seeder: Seeder,
+    signed: Signed,
+    ledger: Ledger,
+) -> None:
+    report = sync(Runner(job(upstream.url, target.url), ledger))
+    assert report.outcome is not None
+    records = report.outcome.provenance.records
+    assert len(records) == len(report.outcome.result.tags) == 1  # 1.5.3
+    listed = referrers_tag(target_seeder, signed.release.digest)
+    provenance = [e for e in listed if e.get("artifactType") == ARTIFACT_TYPE]
+    assert {str(e["digest"]) for e in provenance} == {r.digest for r in records}
+    schema = json.loads(SCHEMA.read_text())
+    tags = set()
+    for entry in provenance:
+        manifest = json.loads(raw_manifest(target_seeder, str(entry["digest"])) or b"")
+        assert manifest["subject"]["digest"] == signed.release.digest
+        layer = manifest["layers"][0]["digest"]
+        document = json.loads(target_seeder.client.get(f"/v2/{AGENT}/blobs/{layer}").content)
+        jsonschema.validate(document, schema)
+        assert document["target"]["digest"] == document["source"]["digest"] == signed.release.digest
+        assert document["run"]["id"] == report.run_id
+        assert document["lock"] == "not-supported"
+        tags.add(document["tag"])
+    assert tags == {"1.5.3"}
+
+
+def verify_cli(upstream: Registry, target: Registry, ledger: Ledger, *args: str):  # type: ignore[no-untyped-def]
+    return run_mirror(
+        "verify",
+        "--source",
+        upstream.url,
+        "--target",
+        target.url,
+        "--repo",
+        AGENT,
+        "--ledger",
+        ledger.name,
+        *args,
+        cwd=Path(ledger.name).parent,
+    )
+
+
+def test_verify_passes_on_a_fresh_mirror_and_names_each_kind_of_damage(
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    target_seeder: Seeder,
+    signed: Signed,
+    ledger: Ledger,
+) -> None:
+    sync(Runner(job(upstream.url, target.url), ledger))
+    fresh = verify_cli(upstream, target, ledger)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "1 tag verified: all hold" in fresh.stdout
+
+    # provenance missing: the records taken out of the index's referrers tag
+    listed = referrers_tag(target_seeder, signed.release.digest)
+    kept = [e for e in listed if e.get("artifactType") != ARTIFACT_TYPE]
+    write_referrers_tag(target_seeder, signed.release.digest, kept)
+    assert verify_cli(upstream, target, ledger).returncode == 13
+    write_referrers_tag(target_seeder, signed.release.digest, listed)
+
+    # a signature present but no longer listed for its subject counts as missing
+    write_referrers_tag(
+        target_seeder,
+        signed.release.digest,
+        [e for e in listed if e["digest"] != signed.signature.digest],
+    )
+    result = verify_cli(upstream, target, ledger)
+    assert result.returncode == 12, result.stdout
+    assert "in the target but not listed for it" in result.stdout
+    write_referrers_tag(target_seeder, signed.release.digest, listed)
+
+    # a tag moved in the target
+    other = target_seeder.push_release(AGENT, "1.5.3", oci=True, salt="moved")
+    assert other.digest != signed.release.digest
+    assert verify_cli(upstream, target, ledger).returncode == 11
+    index = raw_manifest(seeder, signed.release.digest) or b""
+    target_seeder.push_manifest(AGENT, "1.5.3", index, OCI_INDEX)  # back where it was
+
+    # a blob deleted from the target's storage: found with the HEAD, and with --deep
+    blob = signed.release.blobs[-1]
+    data = target.storage / "docker/registry/v2/blobs/sha256" / blob[7:9] / blob[7:] / "data"
+    data.unlink()
+    for extra in ((), ("--deep",)):
+        damaged = verify_cli(upstream, target, ledger, *extra)
+        assert damaged.returncode == 10, damaged.stdout + damaged.stderr
+        assert blob in damaged.stdout
+
+
+def test_a_referrers_api_is_used_in_preference_to_the_tag_with_pages_and_a_type_filter(
+    tmp_path: Path,
+    upstream: Registry,
+    target: Registry,
+    target_seeder: Seeder,
+    ledger: Ledger,
+) -> None:
+    api = ReferrersStandIn(upstream, page_size=1).start()
+    try:
+        through = Seeder(api.url)
+        release = through.push_release(AGENT, "1.5.3", oci=True)
+        index = raw_manifest(through, release.digest) or b""
+        signatures = [
+            attach(
+                through,
+                release.digest,
+                len(index),
+                SIGNATURE,
+                f"signature {n}".encode(),
+                list_by_tag=False,
+            )
+            for n in range(3)
+        ]
+        attach(through, release.digest, len(index), SBOM, b"{}", list_by_tag=False)
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(
+            "version: 1\nrules:\n  - repositories: [azureiotedge-agent]\n"
+            "    lines: ['1.5']\n    provenance: false\n"
+            f"    artifact_types: ['{SIGNATURE}']\n"
+        )
+        api.counters.reset()
+        report = sync(Runner(job(api.url, target.url, policy), ledger))
+        assert report.outcome is not None
+        assert {c.digest for c in report.outcome.result.referrers} == {
+            s.digest for s in signatures
+        }  # the SBOM is not of a type the policy carries
+        pages = api.counters.count("GET", f"/referrers/{release.digest}")
+        assert pages >= 4  # one signature or SBOM per page, every page followed
+        assert api.counters.count("GET", "/manifests/sha256-") == 0  # the API, not the tag
+        listed = {str(e["digest"]) for e in referrers_tag(target_seeder, release.digest)}
+        assert listed == {s.digest for s in signatures}
+        through.close()
+    finally:
+        api.stop()
+
+
+def test_a_target_with_the_referrers_api_lists_what_it_receives_without_a_tag(
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    signed: Signed,
+    ledger: Ledger,
+) -> None:
+    api = ReferrersStandIn(target).start()
+    try:
+        sync(Runner(job(upstream.url, api.url), ledger))
+        listed = {str(d["digest"]) for d in api.referrers(AGENT, signed.release.digest)}
+        assert signed.signature.digest in listed
+        assert any(
+            d.get("artifactType") == ARTIFACT_TYPE
+            for d in api.referrers(AGENT, signed.release.digest)
+        )
+        assert "/manifests/sha256-" not in " ".join(
+            r.path for r in target.requests() if r.method == "PUT"
+        )
+    finally:
+        api.stop()
