@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from mirror.engine.plan import ReferrerCopy, TagStep
 from mirror.engine.pool import map_limited
 from mirror.errors import DigestMismatch, ManifestError, MirrorError
-from mirror.governance.decide import Action, Carry, Governance
+from mirror.governance.decide import Carry, Governance
 from mirror.manifest import Manifest
 from mirror.referrers import MAX_DEPTH, Referrers
 from mirror.transport.store import Store
@@ -71,7 +71,6 @@ class Survey:
     manifests: dict[Key, Manifest] = field(default_factory=dict)
     states: list[SubjectState] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
-    asked: int = 0  # subjects asked about
 
 
 def subjects_of(
@@ -94,54 +93,39 @@ def subjects_of(
         key = (step.repository, step.source_digest)
         remembered = memory.get(key) if memory is not None else None
         if step.pending:
-            for subject in _tree(step, manifests, new=key not in have, memory=remembered or {}):
-                subjects.setdefault((subject.repository, subject.digest), subject)
-        elif memory is None:
+            top = manifests[key]
+            found = _tree(step.repository, step.tag, top, new=key not in have, memory=remembered)
+        elif memory is None or step.target_digest != step.source_digest:
             continue
-        elif step.target_digest == step.source_digest and remembered is None:
+        elif remembered is None:
             unknown.append((step.repository, step.tag, step.source_digest))
-        elif step.target_digest == step.source_digest and remembered is not None:
-            for digest, fingerprint in remembered.items():
-                if fingerprint:
-                    subject = Subject(
-                        step.repository, digest, key[1], step.tag, "referrer", known=fingerprint
-                    )
-                    subjects.setdefault((step.repository, digest), subject)
+            continue
+        else:
+            found = [
+                Subject(step.repository, digest, key[1], step.tag, "referrer", known=fingerprint)
+                for digest, fingerprint in remembered.items()
+                if fingerprint
+            ]
+        for subject in found:
+            subjects.setdefault((subject.repository, subject.digest), subject)
     return list(subjects.values()), unknown
 
 
 def _tree(
-    step: TagStep, manifests: Mapping[Key, Manifest], *, new: bool, memory: Mapping[str, str]
+    repository: str, tag: str, top: Manifest, *, new: bool, memory: Mapping[str, str] | None
 ) -> list[Subject]:
-    """The tag's top manifest and every manifest it lists, as subjects."""
-    assert step.source_digest is not None
-    root = step.source_digest
-    top = manifests[(step.repository, root)]
-    found = [
-        Subject(
-            step.repository,
-            root,
-            root,
-            step.tag,
-            "index" if top.is_index else "image",
-            new=new,
-            known=memory.get(root),
-        )
+    """A tag's top manifest and every manifest it lists, as subjects (with what the
+    ledger remembers of each)."""
+    memory = memory or {}
+    roles = [(top.digest, "index" if top.is_index else "image")]
+    roles += [
+        (child.digest, "attestation" if child.is_attestation else str(child.platform or "manifest"))
+        for child in top.children()
     ]
-    for child in top.children():
-        role = "attestation" if child.is_attestation else str(child.platform or "manifest")
-        found.append(
-            Subject(
-                step.repository,
-                child.digest,
-                root,
-                step.tag,
-                role,
-                new=new,
-                known=memory.get(child.digest),
-            )
-        )
-    return found
+    return [
+        Subject(repository, digest, top.digest, tag, role, new=new, known=memory.get(digest))
+        for digest, role in roles
+    ]
 
 
 def survey(
@@ -157,7 +141,6 @@ def survey(
     level = list(subjects)
     while level:
         results = map_limited(concurrency, lambda s: _ask(source, target, s, governance), level)
-        found.asked += len(level)
         following: list[Subject] = []
         for subject, result in zip(level, results, strict=True):
             following += _absorb(found, subject, result)
@@ -257,8 +240,7 @@ def subjects_of_unknown(
             top = source.get_manifest(repository, root, root)
         except (MirrorError, ManifestError, DigestMismatch) as error:
             return str(error)
-        step = TagStep(repository, tag, Action.SKIP, "", root, root)
-        return _tree(step, {(repository, root): top}, new=False, memory={})
+        return _tree(repository, tag, top, new=False, memory=None)
 
     subjects: list[Subject] = []
     failures: list[tuple[str, str]] = []

@@ -167,10 +167,12 @@ def _content(
 def _blob_problem(target: Store, repository: str, blob: Descriptor, *, deep: bool) -> str:
     if not deep:
         return "" if target.has_blob(repository, blob) else f"blob {blob.digest} is missing"
+    verifier = _digest.Verifier(blob.digest, blob.size)
     try:
         with target.read_blob(repository, blob) as chunks:
-            for _ in _digest.verified(chunks, blob.digest, blob.size):
-                pass
+            for chunk in chunks:
+                verifier.update(chunk)
+        verifier.verify()
     except NotFound:
         return f"blob {blob.digest} is missing"
     except MirrorError as error:

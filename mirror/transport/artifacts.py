@@ -25,7 +25,8 @@ import functools
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from mirror import digest as _digest
@@ -77,13 +78,8 @@ class ArtifactPusher:
         annotations: Mapping[str, str],
     ) -> Manifest:
         """Attach `content` (of type `artifact_type`) to `subject`; the manifest pushed."""
-        import requests
-
-        try:
+        with _as_mirror_errors(self.client.name):
             return self._push(repository, subject, artifact_type, content, annotations)
-        except (requests.RequestException, ValueError, OSError) as error:
-            reason = str(error) or type(error).__name__
-            raise Unreachable(f"cannot push an artifact to {self.client.name}: {reason}") from None
 
     def _push(
         self,
@@ -109,10 +105,8 @@ class ArtifactPusher:
         return manifest
 
     def _registry(self, repository: str, reference: str) -> Any:
-        import oras.provider
-
         endpoint = self.client.endpoint
-        registry = _Registry(
+        registry = _registry_class()(
             hostname=endpoint.host, insecure=endpoint.scheme == "http", auth_backend="token"
         )
         registry.session.verify = self.verify
@@ -125,10 +119,22 @@ class ArtifactPusher:
             registry.auth.set_token_auth(authorization.removeprefix("Bearer "))
         elif authorization:
             registry.session.headers["Authorization"] = authorization
-        assert isinstance(registry, oras.provider.Registry)
         return registry
 
 
+@contextmanager
+def _as_mirror_errors(where: str) -> Iterator[None]:
+    """oras-py's and requests' failures as mirror's own (one line, naming the registry)."""
+    import requests
+
+    try:
+        yield
+    except (requests.RequestException, ValueError, OSError) as error:
+        reason = str(error) or type(error).__name__
+        raise Unreachable(f"cannot push an artifact to {where}: {reason}") from None
+
+
+@functools.cache
 def _registry_class() -> type:
     import oras.provider
 
@@ -139,10 +145,6 @@ def _registry_class() -> type:
             return oras.provider.Registry.do_request.__wrapped__(self, *args, **kwargs)
 
     return Registry
-
-
-def _Registry(**kwargs: Any) -> Any:
-    return _registry_class()(**kwargs)
 
 
 def _upload(registry: Any, container: Any, blob: Descriptor, data: bytes, where: str) -> None:

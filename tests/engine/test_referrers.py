@@ -8,6 +8,7 @@ would), and `ReferrersStandIn` where a registry with the API is needed.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,7 +255,9 @@ def test_provenance_is_attached_with_oras_and_matches_its_schema(
     assert tags == {"1.5.3"}
 
 
-def verify_cli(upstream: Registry, target: Registry, ledger: Ledger, *args: str):  # type: ignore[no-untyped-def]
+def verify_cli(
+    upstream: Registry, target: Registry, ledger: Ledger, *args: str
+) -> subprocess.CompletedProcess[str]:
     return run_mirror(
         "verify",
         "--source",
