@@ -31,9 +31,10 @@ from mirror.cli.progress import reporter as make_reporter
 from mirror.engine.connect import acr_metadata, open_store
 from mirror.engine.job import Job
 from mirror.engine.locks import lock_states
-from mirror.engine.observe import observe
-from mirror.engine.plan import TagStep, plan_locks
-from mirror.engine.sync import SyncOutcome
+from mirror.engine.plan import ReferrerCopy, TagStep, plan_locks
+from mirror.engine.referrers import Memory
+from mirror.engine.sync import Preparation, SyncOutcome, prepare
+from mirror.errors import MirrorError
 from mirror.transport.store import Store
 
 if TYPE_CHECKING:
@@ -178,46 +179,73 @@ def plan(
     target: TargetOption = None,
     repo: RepoOption = None,
     all_tags: AllTagsOption = False,
+    concurrency: ConcurrencyOption = None,
     config: ConfigOption = None,
     allow_backwards: AllowBackwardsOption = False,
+    ledger: LedgerOption = None,
     output: Annotated[Output, typer.Option("--output", "-o", help="text or json.")] = Output.text,
 ) -> None:
-    """Show what a sync would do, per tag: create, update, skip or hold, and why.
+    """Show what a sync would do, per tag: create, update, skip or hold, and why; then
+    the signatures, SBOMs and attestations it would bring along, and for which tag.
 
     Nothing is written. Exit code 0 when the target is up to date, 3 when changes
-    are pending (including specific tags to lock on ACR), 4 when upstream rebuilt a
-    specific tag (drift).
+    are pending (including specific tags to lock on ACR, and referrers to copy), 4
+    when upstream rebuilt a specific tag (drift).
     """
-    job = Job.from_options(config, source, target, repo, all_tags, None)
+    job = Job.from_options(config, source, target, repo, all_tags, concurrency)
     logs.configure()
-    steps, locks = _plan(job, allow_backwards)
-    _warn_unselected(job, steps)
+    prepared, locks = _plan(job, allow_backwards, ledger)
+    _warn_unselected(job, prepared.steps)
+    steps, referrers = prepared.steps, prepared.content.referrers
+    for what, why in prepared.unlisted:
+        logs.get_logger().error("plan.unlisted", what=what, error=why)
     if output == Output.json:
         entries = [_step_json(step, locks.get((step.repository, step.tag))) for step in steps]
+        entries += [_referrer_json(copy) for copy in referrers]
         typer.echo(json.dumps(entries, indent=2))
     else:
-        _print_plan(steps, locks)
+        _print_plan(steps, locks, referrers)
     if any(step.drift for step in steps):
         raise typer.Exit(EXIT_DRIFT)
-    if locks or any(step.pending for step in steps):
+    if locks or referrers or any(step.pending for step in steps):
         raise typer.Exit(EXIT_PENDING)
 
 
-def _plan(job: Job, allow_backwards: bool) -> tuple[list[TagStep], dict[tuple[str, str], str]]:
-    """The decision per tag, and (ACR) the reason each tag to be locked will be."""
+def _plan(
+    job: Job, allow_backwards: bool, ledger: str | None
+) -> tuple[Preparation, dict[tuple[str, str], str]]:
+    """What a sync would do, and (ACR) the reason each tag to be locked will be."""
     source = open_store(job.source, job.config)
     target = open_store(job.target, job.config)
     try:
-        observation = observe(
-            source, target, job.repositories, job.selector(), concurrency=job.concurrency
+        prepared = prepare(
+            source,
+            target,
+            job.repositories,
+            select=job.selector(),
+            governance=job.governance(allow_backwards),
+            concurrency=job.concurrency,
+            memory=_memory(job, ledger),
         )
-        steps = observation.steps(job.governance(allow_backwards))
         metadata = acr_metadata(target, job.config)
         states = lock_states(metadata, job.repositories) if metadata else {}
     finally:
         _close(source, target)
-    locks = plan_locks(steps, states) if metadata else []
-    return steps, {(lock.repository, lock.tag): lock.reason for lock in locks}
+    locks = plan_locks(prepared.steps, states) if metadata else []
+    return prepared, {(lock.repository, lock.tag): lock.reason for lock in locks}
+
+
+def _memory(job: Job, ledger: str | None) -> Memory | None:
+    """What the ledger remembers of the target's referrers; None (tags up to date are
+    then not asked about) when it cannot say."""
+    from mirror.ledger import Ledger
+
+    try:
+        with Ledger.open(ledger or job.config.ledger) as book:
+            return book.referrer_memory(job.target)
+    except MirrorError as error:
+        logs.get_logger().warning("ledger.referrers_unread", error=str(error))
+        return None
 
 
 def _warn_unselected(job: Job, steps: list[TagStep]) -> None:
@@ -251,7 +279,20 @@ def _step_json(step: TagStep, lock: str | None) -> dict[str, object]:
     }
 
 
-def _print_plan(steps: list[TagStep], locks: dict[tuple[str, str], str]) -> None:
+def _referrer_json(copy: ReferrerCopy) -> dict[str, object]:
+    return {
+        "repository": copy.repository,
+        "action": "referrer",
+        "digest": copy.digest,
+        "subject": copy.subject,
+        "artifact_type": copy.manifest.artifact_type,
+        "reason": copy.reason,
+    }
+
+
+def _print_plan(
+    steps: list[TagStep], locks: dict[tuple[str, str], str], referrers: list[ReferrerCopy]
+) -> None:
     width = max((len(f"{s.repository}:{s.tag}") for s in steps), default=0)
     for step in steps:
         name = f"{step.repository}:{step.tag}"
@@ -259,6 +300,10 @@ def _print_plan(steps: list[TagStep], locks: dict[tuple[str, str], str]) -> None
         reason = f"{step.reason}; then {lock}" if lock and step.pending else lock or step.reason
         action = "lock" if lock and not step.pending else step.action.value
         typer.echo(f"{action:<7} {name:<{width}}  {reason}")
+    for copy in referrers:
+        typer.echo(f"{'refer':<7} {copy.repository}@{copy.digest[:19]}  {copy.reason}")
     counts = Counter(step.action.value for step in steps)
     summary = ", ".join(f"{counts[a]} {a}" for a in ("create", "update", "hold", "skip"))
-    typer.echo(f"{summary}, {len(locks)} lock" if locks else summary)
+    summary += f", {len(locks)} lock" if locks else ""
+    summary += f", {len(referrers)} referrer" + ("s" * (len(referrers) != 1)) if referrers else ""
+    typer.echo(summary)

@@ -22,8 +22,7 @@ from mirror.cli.options import (
 )
 from mirror.engine.connect import open_store
 from mirror.engine.job import Job
-from mirror.engine.verify import Expectations, Verification, verify
-from mirror.transport.registry import RegistryClient
+from mirror.engine.verify import Verification, expectations, mirrored_tags, verify
 from mirror.transport.store import Store
 
 
@@ -69,7 +68,7 @@ def verify_command(
     try:
         wanted = _wanted(target_store, job, refs or [])
         with Ledger.open(ledger or job.config.ledger) as book:
-            expect = _expectations(job, book, target_store, wanted)
+            expect = expectations(job, book, target_store, wanted)
         found = verify(
             source_store, target_store, wanted, expect, deep=deep, concurrency=job.concurrency
         )
@@ -83,51 +82,14 @@ def verify_command(
 def _wanted(target: Store, job: Job, refs: list[str]) -> list[tuple[str, str]]:
     """(repository, tag) pairs to check: those named, or every tag of each repository."""
     if not refs:
-        return [(repo, tag) for repo in job.repositories for tag in _tags(target, repo)]
+        return mirrored_tags(target, job.repositories)
     wanted = []
     for ref in refs:
         repository, _, tag = ref.partition(":")
         if not repository:
             raise usage_error(f"{ref!r}: give REPO or REPO:TAG")
-        wanted += (
-            [(repository, tag)] if tag else [(repository, t) for t in _tags(target, repository)]
-        )
+        wanted += [(repository, tag)] if tag else mirrored_tags(target, [repository])
     return wanted
-
-
-def _tags(target: Store, repository: str) -> list[str]:
-    from mirror.errors import NotFound
-
-    try:
-        return sorted(target.list_tags(repository))
-    except NotFound:
-        return []
-
-
-def _expectations(
-    job: Job, book: object, target: Store, wanted: list[tuple[str, str]]
-) -> Expectations:
-    from mirror.ledger import Ledger
-
-    assert isinstance(book, Ledger)
-    recorded: dict[tuple[str, str], str] = {}
-    for repository in {repo for repo, _ in wanted}:
-        tags = [tag for repo, tag in wanted if repo == repository]
-        for tag, record in book.recorded(repository, tags, target=job.target).items():
-            if record.target is not None:
-                recorded[(repository, tag)] = record.target
-    governance = job.governance()
-    registry = isinstance(target, RegistryClient)
-
-    def referrers(repository: str) -> tuple[str, ...] | None:
-        carry = governance.carry_for(repository)
-        return carry.artifact_types if carry.referrers else None
-
-    return Expectations(
-        recorded=recorded,
-        provenance=lambda repository: registry and governance.carry_for(repository).provenance,
-        referrers=referrers,
-    )
 
 
 def _print(found: Verification, output: Output) -> None:

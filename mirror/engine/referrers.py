@@ -178,9 +178,10 @@ def _ask(source: Store, target: Store, subject: Subject, governance: Governance)
 
 def _listing(source: Store, subject: Subject, carry: Carry) -> Referrers | None:
     if subject.known is not None and subject.known != RETRY:
-        changed = source.referrers_changed(subject.repository, subject.digest, subject.known)
-        return None if changed is None else changed.of_types(carry.artifact_types)
-    return source.referrers(subject.repository, subject.digest).of_types(carry.artifact_types)
+        return source.referrers_changed(
+            subject.repository, subject.digest, subject.known, carry.artifact_types
+        )
+    return source.referrers(subject.repository, subject.digest, carry.artifact_types)
 
 
 def _fetch_tree(source: Store, repository: str, digest: str) -> tuple[Manifest, list[Manifest]]:

@@ -107,6 +107,55 @@ class SyncOutcome:
         return any(step.drift for step in self.steps)
 
 
+@dataclass
+class Preparation:
+    """What a run would do, before it writes anything: the decision per tag (`steps`),
+    the content to copy (`content`, referrers included), the referrers survey, and what
+    could not be looked at (`unlisted`: a repository not listed, a manifest unfit)."""
+
+    steps: list[TagStep]
+    content: ContentPlan
+    survey: Survey
+    unlisted: list[tuple[str, str]]
+
+
+def prepare(
+    source: Store,
+    target: Store,
+    repositories: Sequence[str],
+    *,
+    select: Selector = select_all,
+    governance: Governance | None = None,
+    concurrency: int = 8,
+    scope: Scope = EVERYTHING,
+    memory: Memory | None = None,
+) -> Preparation:
+    """Observe, plan, fetch the manifests to write and survey their referrers: all of
+    a run but the writing (`mirror plan` stops here)."""
+    repositories = scope.repositories_of(repositories)
+    lookups = max(concurrency, LOOKUPS)
+    observation = observe(source, target, repositories, select, concurrency=lookups, scope=scope)
+    steps = observation.steps(governance)
+    fetched = fetch_manifests(source, steps, concurrency=lookups, known=observation.fetched)
+    unfit = {(s.repository, s.tag): why for s in steps if s.pending and (why := fetched.unfit(s))}
+    looked = observation.failures + [(f"tag {r}:{t}", why) for (r, t), why in unfit.items()]
+    writable = [s for s in steps if (s.repository, s.tag) not in unfit]
+    found = survey_referrers(
+        source,
+        target,
+        writable,
+        fetched.manifests,
+        observation.present(),
+        memory,
+        governance or Governance(),
+        lookups,
+    )
+    looked += found.failures
+    manifests = {**fetched.manifests, **found.manifests}
+    content = plan_content(writable, manifests, observation.present(), found.copies)
+    return Preparation(steps, content, found, looked)
+
+
 def sync(
     source: Store,
     target: Store,
@@ -121,7 +170,7 @@ def sync(
     stop: threading.Event | None = None,
     memory: Memory | None = None,
 ) -> SyncOutcome:
-    """Observe, plan, copy; then, on ACR (`metadata`), lock the specific tags.
+    """Prepare (`prepare`), copy; then, on ACR (`metadata`), lock the specific tags.
 
     `memory` is what the ledger remembers of referrers (see `referrers`): with it, the
     referrers of tags already up to date cost one request per subject that has any.
@@ -130,35 +179,29 @@ def sync(
     abandoned (it never completes in the target), and the tags already written stay.
     """
     stop = stop or threading.Event()
-    repositories = scope.repositories_of(repositories)
-    lookups = max(concurrency, LOOKUPS)
-    observation = observe(source, target, repositories, select, concurrency=lookups, scope=scope)
-    steps = observation.steps(governance)
-    fetched = fetch_manifests(source, steps, concurrency=lookups, known=observation.fetched)
-    unfit = {(s.repository, s.tag): why for s in steps if s.pending and (why := fetched.unfit(s))}
-    looked = observation.failures + [(f"tag {r}:{t}", why) for (r, t), why in unfit.items()]
-    writable = [s for s in steps if (s.repository, s.tag) not in unfit]
-    governance = governance or Governance()
-    found = survey_referrers(
+    prepared = prepare(
         source,
         target,
-        writable,
-        fetched.manifests,
-        observation.present(),
-        memory,
-        governance,
-        lookups,
+        repositories,
+        select=select,
+        governance=governance,
+        concurrency=concurrency,
+        scope=scope,
+        memory=memory,
     )
-    looked += found.failures
-    manifests = {**fetched.manifests, **found.manifests}
-    content = plan_content(writable, manifests, observation.present(), found.copies)
     copier = Copier(source, target, reporter, concurrency=concurrency, stop=stop)
-    outcome = SyncOutcome(steps, content, copier.apply(content), unlisted=looked, survey=found)
+    outcome = SyncOutcome(
+        prepared.steps,
+        prepared.content,
+        copier.apply(prepared.content),
+        unlisted=prepared.unlisted,
+        survey=prepared.survey,
+    )
     outcome.interrupted = stop.is_set()
-    result = outcome.result
     if metadata is not None and not outcome.interrupted:
-        outcome.locks = plan_locks(steps, lock_states(metadata, repositories, concurrency))
-        written = {(write.repository, write.tag) for write in result.tags}
+        repositories = scope.repositories_of(repositories)
+        outcome.locks = plan_locks(outcome.steps, lock_states(metadata, repositories, concurrency))
+        written = {(write.repository, write.tag) for write in outcome.result.tags}
         outcome.locking = apply_locks(target, metadata, outcome.locks, written, concurrency)
     return outcome
 

@@ -21,14 +21,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mirror import digest as _digest
 from mirror.engine.pool import map_limited
 from mirror.engine.provenance import ARTIFACT_TYPE
 from mirror.errors import MirrorError, NotFound
 from mirror.manifest import Descriptor, Manifest
+from mirror.transport.registry import RegistryClient
 from mirror.transport.store import Store
+
+if TYPE_CHECKING:
+    from mirror.engine.job import Job
+    from mirror.ledger import Ledger
 
 CONTENT, TAG, REFERRERS, PROVENANCE, UPSTREAM = (
     "content",
@@ -71,6 +76,43 @@ class Expectations:
     recorded: Mapping[tuple[str, str], str]
     provenance: Callable[[str], bool]
     referrers: Callable[[str], Sequence[str] | None]  # artifact types (None: not carried)
+
+
+def mirrored_tags(target: Store, repositories: Iterable[str]) -> list[tuple[str, str]]:
+    """Every (repository, tag) the target holds in `repositories` (none for a
+    repository it does not have)."""
+    wanted = []
+    for repository in repositories:
+        try:
+            wanted += [(repository, tag) for tag in sorted(target.list_tags(repository))]
+        except NotFound:
+            continue
+    return wanted
+
+
+def expectations(
+    job: Job, ledger: Ledger, target: Store, wanted: Sequence[tuple[str, str]]
+) -> Expectations:
+    """What `job`'s target should hold for `wanted`: the digests the ledger recorded,
+    and what the policy carries (referrers, of which types; provenance on registries)."""
+    recorded: dict[tuple[str, str], str] = {}
+    for repository in sorted({repo for repo, _ in wanted}):
+        tags = [tag for repo, tag in wanted if repo == repository]
+        for tag, record in ledger.recorded(repository, tags, target=job.target).items():
+            if record.target is not None:
+                recorded[(repository, tag)] = record.target
+    governance = job.governance()
+    registry = isinstance(target, RegistryClient)
+
+    def referrers(repository: str) -> tuple[str, ...] | None:
+        carry = governance.carry_for(repository)
+        return carry.artifact_types if carry.referrers else None
+
+    return Expectations(
+        recorded=recorded,
+        provenance=lambda repository: registry and governance.carry_for(repository).provenance,
+        referrers=referrers,
+    )
 
 
 def verify(
@@ -187,7 +229,7 @@ def _referrers(
     each the target lists that upstream no longer does (the mirror keeps it: drift)."""
     problems = []
     for subject in subjects:
-        upstream = source.referrers(repository, subject).of_types(types)
+        upstream = source.referrers(repository, subject, types)
         listed = target.referrers(repository, subject)
         for referrer in upstream.descriptors:
             if referrer.digest in listed.digests:

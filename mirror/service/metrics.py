@@ -3,8 +3,8 @@
 Counters follow each run's report: syncs by trigger and outcome, blobs by what the
 target needed (uploaded, mounted, already present), bytes copied, tag decisions,
 drift events, locks set; the transport's retries and `429` answers; the time of the last
-successful sync per repository; and, for release triggers, the time from the release
-being seen to its tags being mirrored.
+successful sync per repository; for release triggers, the time from the release being
+seen to its tags being mirrored; and the last verification's findings by kind.
 """
 
 from __future__ import annotations
@@ -83,6 +83,18 @@ class Metrics:
             ["trigger"],
             buckets=LATENCY_BUCKETS,
             registry=r,
+        )
+        self.verify_findings = Gauge(
+            "mirror_verify_findings",
+            "Findings of the last verification, by kind (0 when all hold)",
+            ["kind"],
+            registry=r,
+        )
+        self.verify_tags = Gauge(
+            "mirror_verify_tags", "Tags checked by the last verification", registry=r
+        )
+        self.verify_last = Gauge(
+            "mirror_verify_last_timestamp_seconds", "When a verification last ran", registry=r
         )
         r.register(_Transport())
 

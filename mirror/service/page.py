@@ -34,6 +34,7 @@ def render(status: dict[str, Any]) -> str:
         _runs(status["last_runs"]),
         _waiting(status["waiting"]),
         _drift(status["drift"]),
+        _verification(status.get("verification")),
         "</body></html>",
     ]
     return "\n".join(part for part in parts if part)
@@ -132,3 +133,23 @@ def _drift(drift: list[dict[str, Any]]) -> str:
         for d in drift
     ]
     return "<h2>Changed in the target by someone else</h2>" + _table(("seen", "tag", "what"), rows)
+
+
+def _verification(verification: dict[str, Any] | None) -> str:
+    if verification is None:
+        return ""
+    findings = verification["findings"]
+    said = f"<p>{_e(verification['tags'])} tags checked at {_e(verification['finished'])}: " + (
+        "<span class=mirrored>all hold</span>.</p>" if not findings else "</p>"
+    )
+    if not findings:
+        return "<h2>Last verification</h2>" + said
+    rows = [
+        (
+            f"<span class=failed>{_e(f['kind'])}</span>",
+            f"<code>{_e(f['repository'])}:{_e(f['tag'])}</code>",
+            _e(f["detail"]),
+        )
+        for f in findings
+    ]
+    return "<h2>Last verification</h2>" + said + _table(("kind", "tag", "what"), rows)

@@ -39,6 +39,7 @@ from mirror.service.metrics import Metrics
 from mirror.service.notify import Notifier, Receiver, summary
 from mirror.service.polling import poller_client
 from mirror.service.triggers import RELEASES, Trigger, at_start, scheduled
+from mirror.service.verification import Checked, Verifier
 from mirror.service.watch import TagWatcher
 from mirror.service.worker import Worker
 from mirror.settings.service import Schedule, ServiceSettings, cron_trigger
@@ -101,6 +102,7 @@ class Service:
         self.feed = self._feed_watcher()
         self.github = self._github_poller()
         self.watch = self._tag_watcher()
+        self.verifier = self._verifier()
         self.scheduler = self._scheduler()
 
     # --- the parts -----------------------------------------------------------------
@@ -145,6 +147,12 @@ class Service:
             watch.every,
         )
 
+    def _verifier(self) -> Verifier | None:
+        verify = self.settings.verify
+        if not verify.enabled:
+            return None
+        return Verifier(self.runner, self._source, self._target, self.metrics, deep=verify.deep)
+
     def _scheduler(self) -> Any:
         from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -176,6 +184,10 @@ class Service:
                 interval = IntervalTrigger(seconds=every, start_date=epoch, timezone=UTC)
                 first = now + timedelta(seconds=every) if name == "feed" else now
                 scheduler.add_job(poller.poll, interval, id=name, next_run_time=first)
+        if self.verifier is not None:  # the first one after a full period: runs come first
+            every = settings.verify.every
+            interval = IntervalTrigger(seconds=every, start_date=epoch, timezone=UTC)
+            scheduler.add_job(self.verifier.run, interval, id="verify")
         return scheduler
 
     def _schedule_trigger(self, schedule: Schedule) -> Any:
@@ -323,7 +335,11 @@ class Service:
             current=self.worker.current,
             waiting=self.queue.waiting(),
             drift=list(self.drift),
+            verification=last.to_json() if (last := self._last_verification()) else None,
         )
+
+    def _last_verification(self) -> Checked | None:
+        return self.verifier.last if self.verifier is not None else None
 
     def not_ready(self) -> list[str]:
         """Why the service is not ready (empty when it is): the target unreachable, the

@@ -1,7 +1,8 @@
 """What the service tells about itself: the run under way, the last runs, the triggers
-waiting, and per repository every tag with its state (mirrored, held and why, pending),
-from the ledger. `GET /status` serves it as JSON and `GET /` as a page (`page`), from
-the same document, so both always show the same tags and states.
+waiting, per repository every tag with its state (mirrored, held and why, pending)
+from the ledger, and the last scheduled verification. `GET /status` serves it as JSON
+and `GET /` as a page (`page`), from the same document, so both always show the same
+tags and states.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def document(
     current: Current | None,
     waiting: Sequence[QueuedTrigger],
     drift: Sequence[dict[str, Any]],
+    verification: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The status document (see the module docstring)."""
     return {
@@ -94,4 +96,5 @@ def document(
             for repository in repositories
         ],
         "drift": list(drift),
+        "verification": verification,
     }

@@ -14,6 +14,7 @@ and which triggers and webhooks it accepts.
       release_feed: {url: https://aka.ms/azure-iotedge-latest-versions, every: 15m}
       github_releases: {enabled: false, repository: Azure/azure-iotedge, token_env: GITHUB_TOKEN}
       tag_watch: {every: 5m}            # HEAD the rolling tags upstream
+      verify: {every: 1d, deep: false}  # `mirror verify` of every mirrored tag
       webhooks:
         github: {secret_env: MIRROR_GITHUB_SECRET, repositories: [Azure/azure-iotedge]}
         acr: {header: X-Mirror-Token, secret_env: MIRROR_ACR_SECRET}
@@ -174,6 +175,22 @@ class TagWatch(Settings):
     every: Duration = 300.0
 
 
+class Verify(Settings):
+    """`mirror verify` on a schedule (never while a sync writes): its findings are in
+    `/status`, `/metrics` and the log. `deep` reads and hashes every blob."""
+
+    enabled: bool = True
+    every: Duration = 86400.0
+    deep: bool = False
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_often(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+
 class GithubHook(Settings):
     """`POST /hooks/github`: GitHub `release` events, signed with the shared secret."""
 
@@ -225,6 +242,7 @@ class ServiceSettings(Settings):
     release_feed: ReleaseFeed = Field(default_factory=ReleaseFeed)
     github_releases: GithubReleases = Field(default_factory=GithubReleases)
     tag_watch: TagWatch = Field(default_factory=TagWatch)
+    verify: Verify = Field(default_factory=Verify)
     webhooks: Webhooks = Field(default_factory=Webhooks)
     status_token_env: str | None = None
     notify: tuple[Notify, ...] = ()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -164,8 +164,11 @@ class OciLayout:
 
     # -- referrers ---------------------------------------------------------------
 
-    def referrers(self, repository: str, digest: str) -> Referrers:
-        """The untagged entries of `index.json` whose manifest has `digest` as subject."""
+    def referrers(
+        self, repository: str, digest: str, artifact_types: Sequence[str] = ()
+    ) -> Referrers:
+        """The untagged entries of `index.json` whose manifest has `digest` as subject
+        (only `artifact_types`, when given)."""
         found = []
         for entry in self._load_index()["manifests"]:
             if REF_NAME in (entry.get("annotations") or {}):
@@ -178,10 +181,12 @@ class OciLayout:
         if not found:
             return NONE
         listed = "\n".join(sorted(d.digest for d in found)).encode()
-        return Referrers(tuple(found), _digest.compute(listed))
+        return Referrers(tuple(found), _digest.compute(listed)).of_types(artifact_types)
 
-    def referrers_changed(self, repository: str, digest: str, fingerprint: str) -> Referrers | None:
-        found = self.referrers(repository, digest)
+    def referrers_changed(
+        self, repository: str, digest: str, fingerprint: str, artifact_types: Sequence[str] = ()
+    ) -> Referrers | None:
+        found = self.referrers(repository, digest, artifact_types)
         return None if found.fingerprint == fingerprint else found
 
     def put_referrer(self, repository: str, referrer: Manifest) -> None:

@@ -13,7 +13,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -236,34 +236,46 @@ class RegistryClient:
 
     # -- referrers --------------------------------------------------------------
 
-    def referrers(self, repository: str, digest: str) -> Referrers:
-        """What the registry lists as referring to `digest`: by the referrers API, or by
-        the referrers tag where the registry has no such API (learned from the first
-        answer: a 404 from the API means there is none)."""
+    def referrers(
+        self, repository: str, digest: str, artifact_types: Sequence[str] = ()
+    ) -> Referrers:
+        """What the registry lists as referring to `digest` (only `artifact_types`, when
+        given): by the referrers API, or by the referrers tag where the registry has no
+        such API (learned from the first answer: a 404 from the API means there is none)."""
         if self.referrers_api is None:
             with self._probe_lock:  # one thread finds out, the others wait for the answer
                 if self.referrers_api is None:
-                    found = self._referrers_by_api(repository, digest)
+                    found = self._referrers_by_api(repository, digest, artifact_types)
                     if found is not None:
                         return found
         if self.referrers_api:
-            found = self._referrers_by_api(repository, digest)
+            found = self._referrers_by_api(repository, digest, artifact_types)
             if found is not None:
                 return found
-        return self._referrers_by_tag(repository, digest)
+        return self._referrers_by_tag(repository, digest).of_types(artifact_types)
 
-    def referrers_changed(self, repository: str, digest: str, fingerprint: str) -> Referrers | None:
+    def referrers_changed(
+        self, repository: str, digest: str, fingerprint: str, artifact_types: Sequence[str] = ()
+    ) -> Referrers | None:
         """The referrers of `digest` if they differ from those `fingerprint` names, else
         None; one request (a HEAD of the referrers tag, or one listing by the API)."""
         if self.referrers_api is False:
             listed = self.resolve(repository, fallback_tag(digest))
             if (listed.digest if listed else "") == fingerprint:
                 return None
-        found = self.referrers(repository, digest)
+        found = self.referrers(repository, digest, artifact_types)
         return None if found.fingerprint == fingerprint else found
 
-    def _referrers_by_api(self, repository: str, digest: str) -> Referrers | None:
-        url: str | None = self.url_for(f"/v2/{self._path(repository)}/referrers/{digest}")
+    def _referrers_by_api(
+        self, repository: str, digest: str, artifact_types: Sequence[str]
+    ) -> Referrers | None:
+        """The API's listing, all pages. One artifact type is asked of the registry
+        (`?artifactType=`); a registry may ignore the filter (it then does not answer
+        `OCI-Filters-Applied`), so the listing is filtered here as well."""
+        query = (
+            f"?artifactType={quote(artifact_types[0], safe='')}" if len(artifact_types) == 1 else ""
+        )
+        url: str | None = self.url_for(f"/v2/{self._path(repository)}/referrers/{digest}{query}")
         descriptors: list[Descriptor] = []
         pages = b""
         while url is not None:
@@ -279,7 +291,7 @@ class RegistryClient:
             if url is not None:
                 url = urljoin(str(response.url), url)
         fingerprint = _digest.compute(pages) if descriptors else ""
-        return Referrers(tuple(descriptors), fingerprint)
+        return Referrers(tuple(descriptors), fingerprint).of_types(artifact_types)
 
     def _referrers_by_tag(self, repository: str, digest: str) -> Referrers:
         try:

@@ -6,7 +6,7 @@ value (`host[:port][/prefix]`, `https://host`, `http://127.0.0.1:5000`, `oci:PAT
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +56,12 @@ class Store(Protocol):
         mount_from: str | None = None,
     ) -> Written: ...
 
-    def referrers(self, repository: str, digest: str) -> Referrers: ...
+    def referrers(
+        self, repository: str, digest: str, artifact_types: Sequence[str] = ()
+    ) -> Referrers: ...
 
     def referrers_changed(
-        self, repository: str, digest: str, fingerprint: str
+        self, repository: str, digest: str, fingerprint: str, artifact_types: Sequence[str] = ()
     ) -> Referrers | None: ...
 
     def put_referrer(self, repository: str, referrer: Manifest) -> None: ...

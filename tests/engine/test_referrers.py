@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import jsonschema
 import pytest
@@ -258,8 +259,14 @@ def test_provenance_is_attached_with_oras_and_matches_its_schema(
 def verify_cli(
     upstream: Registry, target: Registry, ledger: Ledger, *args: str
 ) -> subprocess.CompletedProcess[str]:
+    return mirror_cli("verify", upstream, target, ledger, *args)
+
+
+def mirror_cli(
+    command: str, upstream: Registry, target: Registry, ledger: Ledger, *args: str
+) -> subprocess.CompletedProcess[str]:
     return run_mirror(
-        "verify",
+        command,
         "--source",
         upstream.url,
         "--target",
@@ -357,8 +364,9 @@ def test_a_referrers_api_is_used_in_preference_to_the_tag_with_pages_and_a_type_
         assert {c.digest for c in report.outcome.result.referrers} == {
             s.digest for s in signatures
         }  # the SBOM is not of a type the policy carries
-        pages = api.counters.count("GET", f"/referrers/{release.digest}")
-        assert pages >= 4  # one signature or SBOM per page, every page followed
+        pages = [r for r in api.counters.requests if f"/referrers/{release.digest}" in r.path]
+        assert len(pages) == 3  # the registry filters: one signature per page, no SBOM
+        assert all(f"artifactType={quote(SIGNATURE, safe='')}" in r.query for r in pages)
         assert api.counters.count("GET", "/manifests/sha256-") == 0  # the API, not the tag
         listed = {str(e["digest"]) for e in referrers_tag(target_seeder, release.digest)}
         assert listed == {s.digest for s in signatures}
@@ -388,3 +396,36 @@ def test_a_target_with_the_referrers_api_lists_what_it_receives_without_a_tag(
         )
     finally:
         api.stop()
+
+
+def test_plan_lists_the_referrers_a_sync_would_bring_and_why(
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    signed: Signed,
+    ledger: Ledger,
+) -> None:
+    before = mirror_cli("plan", upstream, target, ledger, "--output", "json")
+    assert before.returncode == 3, before.stderr
+    planned = [e for e in json.loads(before.stdout) if e["action"] == "referrer"]
+    assert {(e["digest"], e["subject"], e["artifact_type"]) for e in planned} == {
+        (signed.signature.digest, signed.release.digest, SIGNATURE),
+        (signed.sbom.digest, signed.platform, SBOM),
+        (signed.countersignature.digest, signed.signature.digest, SIGNATURE),
+    }
+    reasons = {e["digest"]: e["reason"] for e in planned}
+    assert reasons[signed.signature.digest] == f"{SIGNATURE} of {AGENT}:1.5.3 (index)"
+    text = mirror_cli("plan", upstream, target, ledger)
+    assert text.stdout.count("\nrefer ") == 3 and "3 referrers" in text.stdout, text.stdout
+
+    sync(Runner(job(upstream.url, target.url), ledger))
+    assert mirror_cli("plan", upstream, target, ledger).returncode == 0
+
+    # A new signature upstream on a tag already mirrored: the ledger says where to look.
+    index = raw_manifest(seeder, signed.release.digest) or b""
+    later = attach(seeder, signed.release.digest, len(index), SIGNATURE, b"a later signature")
+    after = mirror_cli("plan", upstream, target, ledger, "--output", "json")
+    assert after.returncode == 3, after.stderr
+    assert [e["digest"] for e in json.loads(after.stdout) if e["action"] == "referrer"] == [
+        later.digest
+    ]

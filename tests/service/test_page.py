@@ -428,6 +428,13 @@ def hand_made_status(
         "drift": [
             {"seen": value, "repository": value, "tag": value, "kind": value, "message": value}
         ],
+        "verification": {
+            "finished": value,
+            "seconds": 1.0,
+            "tags": value,
+            "exit_code": 11,
+            "findings": [{"kind": value, "repository": value, "tag": value, "detail": value}],
+        },
     }
 
 

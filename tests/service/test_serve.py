@@ -577,3 +577,44 @@ def test_sigterm_stops_a_copy_at_a_safe_point_and_the_next_run_completes(
     assert runs[0]["outcome"] == "completed", again.text()
     tags = ("1.5.0", "1.5.1", "1.5.2", "1.5.3", "1.5")
     assert same_in_target(seeder, target_seeder, *tags)
+
+
+def test_verify_runs_on_its_schedule_and_reports_what_it_finds(
+    serve: Callable[..., Served],
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    target_seeder: Seeder,
+) -> None:
+    release(seeder, "1.5.0")
+    settings = {
+        "source": upstream.url,
+        "target": target.url,
+        "lines": ["1.5"],
+        "service": service_settings(verify={"every": "1s"}),
+    }
+    served = serve(settings)
+    served.wait_runs(1)
+
+    def verified(findings: int) -> Callable[[], bool]:
+        def done() -> bool:
+            last = served.status()["verification"]
+            return bool(last) and last["tags"] == 4 and len(last["findings"]) == findings
+
+        return done
+
+    served.wait_until("a verification that finds all holds", verified(0))
+    assert served.metrics()[("mirror_verify_tags", ())] == 4
+    assert "all hold" in served.get("/").text
+
+    moved = target_seeder.push_release(AGENT, "1.5.0", oci=True, salt="moved in the target")
+    assert moved.digest != seeder.digest_of(AGENT, "1.5.0")
+    served.wait_until("a verification that sees the moved tag", verified(3))
+    findings = served.status()["verification"]["findings"]
+    assert {(f["kind"], f["repository"], f["tag"]) for f in findings} == {
+        (kind, AGENT, "1.5.0") for kind in ("tag", "upstream", "provenance")
+    }  # moved away from what the ledger recorded, from upstream, and from its record
+    assert served.metrics()[("mirror_verify_findings", (("kind", "tag"),))] == 1
+    assert any("kind=tag" in line for line in served.events("verify.finding"))
+    page = served.get("/").text
+    assert "Last verification" in page and f"{AGENT}:1.5.0" in page
