@@ -91,3 +91,38 @@ LedgerOption = Annotated[
 def count(number: int, word: str, plural: str | None = None) -> str:
     """`1 tag`, `2 tags`."""
     return f"{number} {word if number == 1 else plural or word + 's'}"
+
+
+FromManifestsOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--from-manifests",
+        metavar="FILE",
+        help="Mirror exactly the images these deployment manifests pull from "
+        "mcr.microsoft.com (repeatable; a directory means its *.json files), plus what "
+        "the policy selects for the configured repositories they name. Default: the "
+        "config's `deployments`, on top of the policy's selection.",
+        show_default=False,
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="NAME=VALUE",
+        help="A value for a placeholder in the manifests (${NAME}, $NAME, <NAME>, "
+        "__NAME__, #{NAME}#); repeatable. The environment is read too. An image whose "
+        "placeholder has no value is reported and skipped.",
+        show_default=False,
+    ),
+]
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow",
+        metavar="latest|debug",
+        help="Mirror a `latest` or debug image a manifest names (repeatable); by default "
+        "they are reported, not mirrored.",
+        show_default=False,
+    ),
+]

@@ -9,21 +9,25 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mirror import logs
-from mirror.cli.app import EXIT_DRIFT, EXIT_FAILED, EXIT_PENDING, app, fail
+from mirror.cli.app import EXIT_DRIFT, EXIT_FAILED, EXIT_PENDING, app, fail, usage_error
 from mirror.cli.options import (
     AllowBackwardsOption,
+    AllowOption,
     AllTagsOption,
     ConcurrencyOption,
     ConfigOption,
+    FromManifestsOption,
     LedgerOption,
     LogFormat,
     Output,
     RepoOption,
+    SetOption,
     SourceOption,
     TargetOption,
 )
@@ -35,9 +39,11 @@ from mirror.engine.plan import ReferrerCopy, TagStep, plan_locks
 from mirror.engine.referrers import Memory
 from mirror.engine.sync import Preparation, SyncOutcome, prepare
 from mirror.errors import MirrorError
+from mirror.governance.named import DEBUG, LATEST
 from mirror.transport.store import Store
 
 if TYPE_CHECKING:
+    from mirror.deployment.demand import Demand
     from mirror.engine.run import RunReport
 
 
@@ -62,6 +68,9 @@ def sync(
         ),
     ] = None,
     ledger: LedgerOption = None,
+    from_manifests: FromManifestsOption = None,
+    set_values: SetOption = None,
+    allow: AllowOption = None,
 ) -> None:
     """Copy the selected tags from the source into the target, every platform, digests unchanged.
 
@@ -75,8 +84,10 @@ def sync(
     from mirror.engine.run import Runner
     from mirror.ledger import Ledger
 
-    job = Job.from_options(config, source, target, repo, all_tags, concurrency)
     logs.configure(log_format.value)
+    job = _job(
+        config, source, target, repo, all_tags, concurrency, from_manifests, set_values, allow
+    )
     bars = sys.stderr.isatty() if progress is None else progress
     with Ledger.open(ledger or job.config.ledger) as book:
         runner = Runner(job, book, allow_backwards=allow_backwards)
@@ -88,6 +99,53 @@ def sync(
             with make_reporter(bars) as reporter, _stopped_by_signals() as stop:
                 report = runner.run(reporter, stop=stop)
         _finish(job, report, book.name, stop)
+
+
+def _job(
+    config: Path | None,
+    source: str | None,
+    target: str | None,
+    repo: list[str] | None,
+    all_tags: bool,
+    concurrency: int | None,
+    manifests: list[Path] | None,
+    set_values: list[str] | None,
+    allow: list[str] | None,
+) -> Job:
+    """The job the options describe; the images the manifests name but cannot be
+    mirrored (a placeholder without a value) are logged as warnings."""
+    if manifests and all_tags:
+        raise usage_error("--all-tags and --from-manifests do not go together")
+    values = {}
+    for assignment in set_values or []:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name.strip():
+            raise usage_error(f"--set {assignment!r}: write NAME=VALUE")
+        values[name.strip()] = value
+    for allowed in allow or []:
+        if allowed not in (LATEST, DEBUG):
+            raise usage_error(f"--allow {allowed!r}: one of latest, debug")
+    job = Job.from_options(
+        config,
+        source,
+        target,
+        repo,
+        all_tags,
+        concurrency,
+        manifests=manifests or (),
+        values=values,
+        allow=allow or (),
+    )
+    for passed in job.demand.unresolved if job.demand else []:
+        logs.get_logger().warning(
+            "deployment.unresolved",
+            file=passed.file,
+            line=passed.line,
+            module=passed.module,
+            image=passed.image,
+            reason=passed.why,
+        )
+    return job
 
 
 @contextmanager
@@ -183,6 +241,9 @@ def plan(
     config: ConfigOption = None,
     allow_backwards: AllowBackwardsOption = False,
     ledger: LedgerOption = None,
+    from_manifests: FromManifestsOption = None,
+    set_values: SetOption = None,
+    allow: AllowOption = None,
     output: Annotated[Output, typer.Option("--output", "-o", help="text or json.")] = Output.text,
 ) -> None:
     """Show what a sync would do, per tag: create, update, skip or hold, and why; then
@@ -192,8 +253,10 @@ def plan(
     are pending (including specific tags to lock on ACR, and referrers to copy), 4
     when upstream rebuilt a specific tag (drift).
     """
-    job = Job.from_options(config, source, target, repo, all_tags, concurrency)
     logs.configure()
+    job = _job(
+        config, source, target, repo, all_tags, concurrency, from_manifests, set_values, allow
+    )
     prepared, locks = _plan(job, allow_backwards, ledger)
     _warn_unselected(job, prepared.steps)
     steps, referrers = prepared.steps, prepared.content.referrers
@@ -202,9 +265,12 @@ def plan(
     if output == Output.json:
         entries = [_step_json(step, locks.get((step.repository, step.tag))) for step in steps]
         entries += [_referrer_json(copy) for copy in referrers]
+        entries += _demand_json(job.demand, steps) if job.demand else []
         typer.echo(json.dumps(entries, indent=2))
     else:
         _print_plan(steps, locks, referrers)
+        if job.demand is not None:
+            _print_demand(job.demand, steps)
     if any(step.drift for step in steps):
         raise typer.Exit(EXIT_DRIFT)
     if locks or referrers or any(step.pending for step in steps):
@@ -307,3 +373,54 @@ def _print_plan(
     summary += f", {len(locks)} lock" if locks else ""
     summary += f", {len(referrers)} referrer" + ("s" * (len(referrers) != 1)) if referrers else ""
     typer.echo(summary)
+
+
+def _named_steps(steps: list[TagStep]) -> dict[tuple[str, str], TagStep]:
+    return {(step.repository, step.tag): step for step in steps}
+
+
+def _demand_json(demand: Demand, steps: list[TagStep]) -> list[dict[str, object]]:
+    """Per image a manifest names: the step it became; per image passed over: why."""
+    by_tag = _named_steps(steps)
+    entries: list[dict[str, object]] = []
+    for named in demand.named:
+        step = by_tag.get((named.repository, named.reference))
+        entries.append(
+            {
+                "action": "named",
+                "file": named.file,
+                "line": named.line,
+                "module": named.module,
+                "image": named.image,
+                "repository": named.repository,
+                "reference": named.reference,
+                "step": step.action.value if step else None,
+                "reason": step.reason if step else "not looked at",
+            }
+        )
+    entries += [
+        {
+            "action": "unresolved" if passed.unresolved else "passed",
+            "file": passed.file,
+            "line": passed.line,
+            "module": passed.module,
+            "image": passed.image,
+            "reason": passed.why,
+        }
+        for passed in demand.passed
+    ]
+    return entries
+
+
+def _print_demand(demand: Demand, steps: list[TagStep]) -> None:
+    """Per manifest, each image it names and what the sync does with it."""
+    by_tag = _named_steps(steps)
+    for file in demand.files:
+        typer.echo(f"\n{file}:")
+        for named in (n for n in demand.named if n.file == file):
+            step = by_tag.get((named.repository, named.reference))
+            action = step.action.value if step else "?"
+            typer.echo(f"  {action:<7} {named.image}  (line {named.line}, {named.module})")
+        for passed in (p for p in demand.passed if p.file == file):
+            action = "unset" if passed.unresolved else "-"
+            typer.echo(f"  {action:<7} {passed.image}  {passed.why}")

@@ -1,17 +1,22 @@
 """The effective settings of a run: the config file, overridden by command-line flags,
-and what follows from them (the tag selection, the governance of tag changes)."""
+and what follows from them (the tag selection, the governance of tag changes, and the
+images deployment manifests name, when the run mirrors those too)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mirror.deployment.demand import Demand, collect, read_manifests
 from mirror.errors import ConfigError
 from mirror.governance.decide import Governance
-from mirror.governance.selection import Selector, select_all
+from mirror.governance.named import Naming
+from mirror.governance.selection import Selector, Verdict, select_all
 from mirror.governance.versions import Line
 from mirror.reference import validate_repository
 from mirror.settings.config import Config, load_config
@@ -31,6 +36,8 @@ class Job:
     repositories: tuple[str, ...]
     all_tags: bool
     concurrency: int
+    demand: Demand | None = None  # what deployment manifests name, when mirrored too
+    naming: Naming | None = None
 
     @classmethod
     def from_options(
@@ -41,7 +48,15 @@ class Job:
         repos: list[str] | None,
         all_tags: bool,
         concurrency: int | None,
+        *,
+        manifests: Sequence[Path] = (),
+        values: Mapping[str, str] | None = None,
+        allow: Sequence[str] = (),
     ) -> Job:
+        """The job the flags and the config describe. With `manifests` (or the config's
+        `deployments`), the images they name are mirrored as well; with `manifests`,
+        only those (and, for the configured repositories they name, what the policy
+        selects)."""
         for option, value in (("--source", source), ("--target", target)):
             if value is not None and not value.strip():
                 raise ConfigError(f"{option}: empty; give a registry (host[:port]) or oci:PATH")
@@ -53,7 +68,7 @@ class Job:
             overrides["concurrency"] = concurrency
         if overrides:
             config = config.model_copy(update=overrides)
-        return cls(
+        job = cls(
             config=config,
             source=source or config.source,
             target=target or config.target,
@@ -61,6 +76,32 @@ class Job:
             all_tags=all_tags,
             concurrency=config.concurrency,
         )
+        return job._naming(manifests, values or {}, allow)
+
+    def _naming(
+        self, manifests: Sequence[Path], values: Mapping[str, str], allow: Sequence[str]
+    ) -> Job:
+        """This job with what the deployment manifests name (if any are given)."""
+        settings = self.config.deployments
+        paths = list(manifests) or settings.paths()
+        if not paths:
+            return self
+        known = {**os.environ, **settings.set, **values}
+        demand = collect(read_manifests(paths), registries=settings.registries, values=known)
+        named = demand.repositories()
+        configured = self.repositories
+        policy = frozenset(configured) & frozenset(named) if manifests else frozenset(configured)
+        references = {
+            repository: {
+                reference: "; ".join(n.where for n in places)
+                for reference, places in demand.references(repository).items()
+            }
+            for repository in named
+        }
+        naming = Naming(references, policy, frozenset(allow) | frozenset(settings.allow))
+        kept = [r for r in configured if r in policy]
+        repositories = tuple(dict.fromkeys([*kept, *named]))
+        return replace(self, repositories=repositories, demand=demand, naming=naming)
 
     @cached_property
     def policy(self) -> Policy:
@@ -76,7 +117,11 @@ class Job:
         from mirror.governance.policy import evaluate
 
         policy, lines = self.policy, self.lines
-        return lambda repository, tags: evaluate(policy, repository, tags, lines=lines, feed=feed)
+
+        def chosen(repository: str, tags: Sequence[str]) -> Sequence[Verdict]:
+            return evaluate(policy, repository, tags, lines=lines, feed=feed)
+
+        return self.naming.selector(chosen) if self.naming is not None else chosen
 
     @property
     def lines(self) -> list[Line] | None:

@@ -4,8 +4,10 @@ List the source's tags per repository, let the selector choose, then ask each si
 what a chosen tag points at: a HEAD on each side for tags the target has, one GET by
 tag on the source for tags it does not (their manifest is needed anyway). The target's
 derived tags (`1.5.3-rebuild-20260901`) are resolved too, so a rebuild is mirrored
-under a derived tag only once. A `Scope` narrows the selection to the tags a change
-touched (a release, a rolling tag that moved): only those cost requests.
+under a derived tag only once. A digest the selector chose (a deployment pins an image
+by digest) is looked at like a tag the target has: a HEAD on each side. A `Scope`
+narrows the selection to the tags a change touched (a release, a rolling tag that
+moved): only those cost requests.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mirror.digest import is_digest
 from mirror.engine.plan import Observed, TagStep, plan_tags
 from mirror.engine.pool import map_limited
 from mirror.errors import DigestMismatch, ManifestError, MirrorError, NotFound
@@ -81,7 +84,7 @@ def observe(
         at once instead (one GET: its manifest is needed anyway). A manifest that does
         not verify fails its tag only."""
         repo, tag = job
-        if job in in_target:
+        if job in in_target or is_digest(tag):  # a digest a deployment names: in no listing
             return Observed(repo, tag, source.resolve(repo, tag), target.resolve(repo, tag)), None
         try:
             manifest = _manifest_or_none(source, repo, tag)

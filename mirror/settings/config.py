@@ -8,6 +8,11 @@
     lines: ["1.6"]                         # runtime lines to mirror (default: the release feed's)
     concurrency: 8
     ledger: /var/lib/mirror/ledger.sqlite  # or a SQLAlchemy URL (postgresql://...)
+    deployments:                           # also mirror what these manifests pull
+      files: [deployments/*.json]          # paths or globs (a bare list is the same)
+      registries: [mcr.microsoft.com]      # images from these are mirrored (the default)
+      set: {EDGE_RUNTIME_VERSION: "1.5"}   # values for the manifests' placeholders
+      allow: []                            # `latest` and/or `debug`, when named
     rewrite: {...}                         # `mirror rewrite` (see mirror/deployment/settings.py)
     lint: {...}                            # `mirror lint`
     registries:                            # per-registry settings, keyed by host[:port]
@@ -30,10 +35,11 @@ variable that holds it, and read (as a `SecretStr`) only when a registry is open
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mirror.deployment.settings import LintSettings, RewriteSettings
 from mirror.governance.versions import Line
@@ -46,6 +52,39 @@ DEFAULT_SOURCE = "mcr.microsoft.com"
 DEFAULT_TARGET = "oci:./mirror-store"
 DEFAULT_REPOSITORIES = ("azureiotedge-agent", "azureiotedge-hub")
 CONFIG_FILE = "mirror.yaml"
+
+
+class Deployments(Settings):
+    """Deployment manifests whose images are mirrored on top of the policy's selection
+    (`mirror sync --from-manifests` on the command line), so that the service keeps
+    them up to date."""
+
+    files: tuple[str, ...] = ()
+    registries: tuple[str, ...] = ("mcr.microsoft.com",)
+    set: dict[str, str] = Field(default_factory=dict)
+    allow: tuple[Literal["latest", "debug"], ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_list(cls, value: object) -> object:
+        return {"files": value} if isinstance(value, list) else value
+
+    def paths(self, cwd: Path | None = None) -> list[Path]:
+        """The files named (globs expanded, relative to `cwd`), in order, each once."""
+        base = cwd or Path.cwd()
+        found: list[Path] = []
+        for pattern in self.files:
+            matched = (
+                [base / m for m in sorted(glob.glob(pattern, root_dir=base))]
+                if _is_glob(pattern)
+                else [base / pattern]
+            )
+            found += [path for path in matched if path not in found]
+        return found
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(char in pattern for char in "*?[")
 
 
 class Config(Settings):
@@ -61,6 +100,7 @@ class Config(Settings):
         description="SQLite file or SQLAlchemy URL; default: $XDG_STATE_HOME/mirror/ledger.sqlite",
     )
     registries: dict[str, RegistrySettings] = Field(default_factory=dict)
+    deployments: Deployments = Field(default_factory=Deployments)
     rewrite: RewriteSettings = Field(default_factory=RewriteSettings)
     lint: LintSettings = Field(default_factory=LintSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
