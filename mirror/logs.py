@@ -20,6 +20,14 @@ from mirror.redact import redact
 
 _LOGGER = "mirror"
 _FIELDS = "fields"
+_level = logging.INFO  # `mirror -q` / `-v`
+
+
+def set_level(level: int) -> None:
+    """The level every later `configure` uses unless told otherwise (`-q`, `-v`)."""
+    global _level  # noqa: PLW0603  (one setting for the process, chosen by the flags)
+    _level = level
+    logging.getLogger(_LOGGER).setLevel(level)
 
 
 class EventLogger:
@@ -27,6 +35,9 @@ class EventLogger:
 
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._logger.debug(event, extra={_FIELDS: fields})
 
     def info(self, event: str, **fields: Any) -> None:
         self._logger.info(event, extra={_FIELDS: fields})
@@ -67,13 +78,14 @@ def _logfmt_value(value: Any) -> str:
     return json.dumps(text)
 
 
-def configure(fmt: str = "logfmt", stream: TextIO | None = None, level: int = logging.INFO) -> None:
-    """Send mirror's events to `stream` (stderr) in `fmt`; idempotent."""
+def configure(fmt: str = "logfmt", stream: TextIO | None = None, level: int | None = None) -> None:
+    """Send mirror's events to `stream` (stderr) in `fmt`, at `level` (default: the one
+    `set_level` chose, else info); idempotent."""
     logger = logging.getLogger(_LOGGER)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(LineFormatter(fmt))
     logger.addHandler(handler)
-    logger.setLevel(level)
+    logger.setLevel(_level if level is None else level)
     logger.propagate = False

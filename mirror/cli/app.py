@@ -1,7 +1,9 @@
-"""The typer application, shared options, and how errors end a command.
+"""The typer application, its global options, and how errors end a command.
 
-Every `MirrorError` ends the command with one line on stderr and its exit code; an
-interrupted run says how to resume. Exit codes: 0 done, 1 failed, 2 bad input or
+Every `MirrorError` ends the command with one line on stderr and its exit code, and so
+does a usage error (`mirror: error: --concurrency: ...`, exit 2, with a pointer to the
+command's `--help`); the boxes rich draws are kept for `--help`. An interrupted run
+says how to resume. Exit codes: 0 done, 1 failed, 2 bad input or
 config, 3 changes pending (`mirror plan`), 4 drift (upstream rebuilt a specific tag),
 130 interrupted.
 """
@@ -10,12 +12,17 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import os
+import re
 import sys
 import types
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+# typer (0.22 and later) carries its own copy of click; its errors are raised from there.
+from typer._click import exceptions as click
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -40,9 +47,60 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit
+
+
+def version_text() -> str:
+    """`mirror --version`: this program's version, and those of what it ships."""
+    from mirror import __version__
+    from mirror.governance.policy import DEFAULT_POLICY, load_policy
+    from mirror.governance.releases import embedded_feed
+
+    policy = load_policy(DEFAULT_POLICY)
+    agents = embedded_feed().image_versions("azureiotedge-agent")
+    newest = f"edgeAgent {agents[-1]}" if agents else "no edgeAgent"
+    return "\n".join(
+        (
+            f"mirror {__version__}",
+            f"policy {DEFAULT_POLICY.stem} (format {policy.version})",
+            f"release feed: the shipped copy, newest {newest}",
+        )
+    )
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the versions of mirror, its shipped policy and release feed.",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors in the log.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every event in the log, details too.")
+    ] = False,
+) -> None:
+    """Keep Azure IoT Edge runtime images (edgeAgent, edgeHub) in your own registry:
+    copy them byte for byte, govern their tags, point deployments at the mirror."""
+    from mirror import logs
+
+    if quiet and verbose:
+        raise usage_error("--quiet and --verbose do not go together")
+    logs.set_level(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
 
 
 def fail(message: str) -> None:
@@ -76,13 +134,53 @@ def main() -> None:
     gc.enable()
 
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as exc:
+        fail(usage_line(exc))
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        fail(f"error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        fail("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
     except MirrorError as exc:
         fail(f"error: {exc}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume")
         sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """A usage error as one line: what is wrong, and where the help is."""
+    message = " ".join(exc.format_message().split())
+    missing = isinstance(exc, click.MissingParameter)
+    if isinstance(exc, click.BadParameter) and exc.param is not None and not missing:
+        names = sorted(exc.param.opts, key=len)
+        message = f"{names[-1] if names else exc.param.name}: {_plainly(exc.message)}"
+    command = exc.ctx.command_path if exc.ctx is not None else "mirror"
+    return f"error: {message} (see '{command} --help')"
+
+
+_PLAINLY = (
+    (re.compile(r"^Value error, "), ""),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be >= \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be <= \1"),
+    (re.compile(r"Input should be a valid integer.*"), "must be a whole number"),
+    (re.compile(r"\.$"), ""),
+)
+
+
+def _plainly(message: str) -> str:
+    """The validator's words, as a person would say them."""
+    for pattern, replacement in _PLAINLY:
+        message = pattern.sub(replacement, message)
+    return " ".join(message.split())
 
 
 def usage_error(message: str) -> typer.Exit:

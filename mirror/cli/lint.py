@@ -1,4 +1,5 @@
-"""`mirror lint`: check deployment manifests against the production checklist.
+"""`mirror lint`: check deployment manifests and device configs against the production
+checklist.
 
 `mirror sync` loads this module too, so only typer and the standard library are
 imported here; the lint rules and the config are imported when the command runs. A
@@ -38,11 +39,14 @@ class Profile(StrEnum):
 @app.command(rich_help_panel="Deployments")
 def lint(
     files: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
-            help="Deployment manifests (JSON) to check.", metavar="FILE", show_default=False
+            help="Deployment manifests (JSON) and device configs (/etc/aziot/config.toml: a "
+            "*.toml file, or TOML with an [agent] table) to check.",
+            metavar="FILE",
+            show_default=False,
         ),
-    ],
+    ] = None,
     output_format: Annotated[
         ReportFormat,
         typer.Option(
@@ -107,9 +111,24 @@ def lint(
             show_default=False,
         ),
     ] = None,
+    daemon_json: Annotated[
+        Path | None,
+        typer.Option(
+            "--daemon-json",
+            metavar="FILE",
+            help="The devices' /etc/docker/daemon.json: check its default log settings "
+            "(log-driver local or json-file with log-opts max-size and max-file). When it "
+            "limits every container's logs, modules need no limits of their own.",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Check manifests against what edgeAgent and edgeHub accept and the production checklist.
+
+    A device config (config.toml) is checked for the edgeAgent it starts with: image
+    from the mirror, pinned to a specific version, [agent.config.auth] for a private
+    registry, log limits in [agent.config.createOptions].
 
     Every finding names its rule; rules can be disabled or re-graded in the config
     (lint.disabled, lint.severity) or for one run. Exit code 1 when a finding is an
@@ -117,8 +136,10 @@ def lint(
     """
     from mirror.deployment.lint.engine import lint_paths
 
+    if not files and daemon_json is None:
+        raise usage_error("name at least one FILE to check (or --daemon-json FILE)")
     settings = _lint_settings(config, profile, disable, enable, severity, template)
-    report = lint_paths(files, settings)
+    report = lint_paths(files or [], settings, daemon_json=daemon_json)
     _report(report, output_format, output)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)

@@ -4,10 +4,12 @@
 imported here; the deployment logic, the config and the registry client are imported
 when the command runs.
 
-The files are worked through one by one: a file that cannot be read, is not JSON or
-is not a deployment manifest gets one error line naming it, and the other files are
-still processed. Exit codes: 0 done, 1 a file failed (or, with `--check`, would
-change), 2 bad options or config.
+The files are worked through one by one, deployment manifests (JSON) and device
+configs (`/etc/aziot/config.toml`, see `mirror.deployment.device`) alike: a file that
+cannot be read, parsed or recognised gets one error line naming it, and the other
+files are still processed. `--print-check-command` prints the `iotedge check` line
+that takes its diagnostics image from the mirror instead. Exit codes: 0 done, 1 a
+file failed (or, with `--check`, would change), 2 bad options or config.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from mirror.deployment.resolvers import PinMode, Resolver, Target
     from mirror.deployment.rewrite import RewriteResult
     from mirror.deployment.settings import RewriteSettings
-    from mirror.deployment.shape import DeploymentManifest
+    from mirror.governance.versions import Line, Version
     from mirror.ledger import Ledger
     from mirror.settings.config import Config
     from mirror.transport.store import Store
@@ -43,11 +45,14 @@ class Pin(StrEnum):
 @app.command(rich_help_panel="Deployments")
 def rewrite(
     files: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
-            help="Deployment manifests (JSON) to rewrite.", metavar="FILE", show_default=False
+            help="Deployment manifests (JSON) and device configs (/etc/aziot/config.toml: "
+            "a *.toml file, or TOML with an [agent] table) to rewrite.",
+            metavar="FILE",
+            show_default=False,
         ),
-    ],
+    ] = None,
     registry: Annotated[
         str | None,
         typer.Option(
@@ -137,6 +142,28 @@ def rewrite(
             show_default=False,
         ),
     ] = None,
+    print_check_command: Annotated[
+        bool,
+        typer.Option(
+            "--print-check-command",
+            help="Rewrite nothing: print the `iotedge check` command that runs the "
+            "diagnostics image from the mirror (REGISTRY/azureiotedge-diagnostics:"
+            "DAEMON-VERSION), for devices that cannot reach mcr.microsoft.com. The "
+            "version is --daemon-version, else the daemon the release feed pairs with the "
+            "agent image's line in the FILEs (config.toml), else the newest stable release. "
+            "Unless --offline, the image is first looked up in the mirror.",
+        ),
+    ] = False,
+    daemon_version: Annotated[
+        str | None,
+        typer.Option(
+            "--daemon-version",
+            metavar="X.Y.Z",
+            help="With --print-check-command: the devices' IoT Edge daemon version "
+            "(`iotedge version`), which names the diagnostics image.",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Point edgeAgent, edgeHub and every mirrored module image at the mirror.
@@ -150,7 +177,21 @@ def rewrite(
     Unless --offline, every rewritten image is first looked up in the mirror: a file
     whose images are missing there, or lack a platform the fleet needs, is not
     written, and the command exits 1.
+
+    A device config (config.toml) gets its [agent.config] image pointed at the mirror
+    the same way, and [agent.config.auth] set to the mirror's host and the pull
+    identity's placeholders (the table is added when absent); comments, order and
+    layout of the rest of the file stay as they are.
     """
+    if print_check_command:
+        _print_check_command(
+            files or [], registry=registry, offline=offline, daemon=daemon_version, path=config
+        )
+        return
+    if daemon_version is not None:
+        raise usage_error("--daemon-version goes with --print-check-command")
+    if not files:
+        raise usage_error("name at least one FILE to rewrite (or use --print-check-command)")
     if in_place and output is not None:
         raise usage_error("--in-place and --output exclude each other")
     if check and (in_place or output is not None):
@@ -188,11 +229,13 @@ def rewrite(
 
 @dataclass
 class _Done:
-    """One file rewritten and checked, ready to be written."""
+    """One file rewritten and checked, ready to be written; `secrets` are the texts a
+    printed diff hides, `credentials` names what holds the pull credential."""
 
     path: Path
-    manifest: DeploymentManifest
     result: RewriteResult
+    secrets: tuple[str, ...]
+    credentials: str = "the registryCredentials entry"
 
     @property
     def changed(self) -> bool:
@@ -267,26 +310,43 @@ class _RewriteJob:
 
     def run(self, path: Path) -> _Done | None:
         """Rewrite one file and check the result; None (errors printed) when it failed."""
-        from mirror.deployment.document import read_document
         from mirror.deployment.errors import DeploymentFileError
-        from mirror.deployment.rewrite import rewrite_manifest
-        from mirror.deployment.shape import load_manifest
 
         try:
-            manifest = load_manifest(read_document(path))
-            result = rewrite_manifest(
-                manifest, self.target, pin=self.pin, resolver=self.resolver, settings=self.settings
-            )
+            done = self._rewrite(path)
         except DeploymentFileError as exc:
             fail(f"error: {exc}")
             return None
-        problems = self._problems(result)
+        problems = self._problems(done.result)
         for problem in problems:
             fail(f"error: {problem}")
         if problems:
-            fail(f"{result.file}: not rewritten")
+            fail(f"{done.result.file}: not rewritten")
             return None
-        return _Done(path, manifest, result)
+        return done
+
+    def _rewrite(self, path: Path) -> _Done:
+        """Rewrite one file, a device config or a deployment manifest, as it is."""
+        from mirror.deployment.device import (
+            device_secrets,
+            read_if_device_config,
+            rewrite_device_config,
+        )
+        from mirror.deployment.document import read_document
+        from mirror.deployment.rewrite import rewrite_manifest, secret_literals
+        from mirror.deployment.shape import load_manifest
+
+        device = read_if_device_config(path)
+        if device is not None:
+            result = rewrite_device_config(
+                device, self.target, pin=self.pin, resolver=self.resolver, settings=self.settings
+            )
+            return _Done(path, result, device_secrets(device), "[agent.config.auth]")
+        manifest = load_manifest(read_document(path))
+        result = rewrite_manifest(
+            manifest, self.target, pin=self.pin, resolver=self.resolver, settings=self.settings
+        )
+        return _Done(path, result, secret_literals(manifest))
 
     def _problems(self, result: RewriteResult) -> list[str]:
         from mirror.deployment.edits import ChangeKind
@@ -343,12 +403,10 @@ def _emit(
     done: _Done, job: _RewriteJob, *, output: Path | None, in_place: bool, check: bool, diff: bool
 ) -> bool:
     """Print or write one rewritten file as the options ask; False if writing failed."""
-    from mirror.deployment.rewrite import secret_literals
-
     result = done.result
     if diff:
-        typer.echo(result.diff(redact=secret_literals(done.manifest)), nl=False)
-    summary = _summary(result, job)
+        typer.echo(result.diff(redact=done.secrets), nl=False)
+    summary = _summary(done, job)
     if check:
         if result.changed:
             typer.echo(f"{result.file}: would rewrite {summary}", err=True)
@@ -375,14 +433,120 @@ def _emit(
     return True
 
 
-def _summary(result: RewriteResult, job: _RewriteJob) -> str:
+def _summary(done: _Done, job: _RewriteJob) -> str:
     from mirror.deployment.edits import ChangeKind
 
+    result = done.result
     images = sum(1 for c in result.changes if c.kind is ChangeKind.IMAGE)
     parts = [f"{images} image{'' if images == 1 else 's'} to {job.target}"] if images else []
     if any(c.kind is ChangeKind.CREDENTIAL for c in result.changes):
-        parts.append("the registryCredentials entry")
+        parts.append(done.credentials)
     return " and ".join(parts) or "nothing"
+
+
+# -- the iotedge check command -------------------------------------------------------
+
+
+def _print_check_command(
+    files: list[Path], *, registry: str | None, offline: bool, daemon: str | None, path: Path | None
+) -> None:
+    """Print `iotedge check --diagnostics-image-name <mirror>/azureiotedge-diagnostics:<v>`.
+
+    `iotedge check` pulls its diagnostics image from mcr.microsoft.com, tagged with the
+    daemon's version, unless told otherwise: a device that only reaches the mirror
+    needs the command line this prints.
+    """
+    from mirror.deployment.resolvers import format_image
+    from mirror.governance.releases import DIAGNOSTICS_IMAGE
+    from mirror.settings.config import load_config
+
+    config = load_config(path)
+    target, endpoint = _target(registry or config.target, config)
+    version = _daemon_version(daemon) if daemon is not None else _paired_version(files)
+    repository = target.repository_for(DIAGNOSTICS_IMAGE)
+    image = format_image(target.registry, repository, str(version), None)
+    if not offline:
+        _check_in_mirror(image, endpoint, config)
+    typer.echo(f"iotedge check --diagnostics-image-name {image}")
+
+
+def _daemon_version(text: str) -> Version:
+    from mirror.governance.versions import TagKind, Version, parse_tag
+
+    tag = parse_tag(text.strip())
+    if tag.kind is not TagKind.SPECIFIC or tag.arch or tag.debug:
+        raise usage_error(
+            f"--daemon-version {text!r}: give the daemon's version as X.Y.Z"
+            " (`iotedge version` prints it), e.g. 1.5.21"
+        )
+    return Version.parse(text.strip())
+
+
+def _paired_version(files: list[Path]) -> Version:
+    """The diagnostics version the shipped release feed pairs with the agent line of
+    the device configs in `files`, else with the newest stable release."""
+    from mirror.governance.releases import embedded_feed, paired_diagnostics
+
+    lines = _agent_lines(files)
+    if len(lines) > 1:
+        shown = ", ".join(sorted(str(line) for line in lines))
+        raise usage_error(
+            f"the device configs run different runtime lines ({shown}):"
+            " give --daemon-version, or one line's configs at a time"
+        )
+    line = next(iter(lines), None)
+    version = paired_diagnostics(embedded_feed(), line)
+    if version is None:
+        raise usage_error(
+            f"the release feed lists no IoT Edge release of the {line} line:"
+            " give the devices' daemon version with --daemon-version"
+        )
+    return version
+
+
+def _agent_lines(files: list[Path]) -> set[Line]:
+    """The runtime lines (X.Y) the agent images of the device configs name."""
+    from mirror.deployment.device import read_if_device_config
+    from mirror.deployment.errors import DeploymentFileError
+    from mirror.deployment.images import classify
+    from mirror.governance.versions import parse_tag
+
+    lines: set[Line] = set()
+    for path in files:
+        try:
+            device = read_if_device_config(path)
+        except DeploymentFileError as exc:
+            raise usage_error(str(exc)) from None
+        if device is None:
+            raise usage_error(f"{path}: not a device config (config.toml with an [agent] table)")
+        tag = classify(device.image or "").literal_tag
+        line = parse_tag(tag).line if tag else None
+        if line is not None:
+            lines.add(line)
+    return lines
+
+
+def _check_in_mirror(image: str, endpoint: str, config: Config) -> None:
+    """Exit 1 (one error line) unless the mirror serves `image`."""
+    from mirror.deployment.availability import AvailabilityCheck
+    from mirror.deployment.images import classify
+    from mirror.deployment.settings import RewriteSettings
+    from mirror.engine.connect import open_store
+
+    reference = classify(image).reference
+    assert reference is not None
+    settings = _validate(RewriteSettings, config.rewrite.model_dump(), "rewrite")
+    store = open_store(endpoint, config)
+    try:
+        found = AvailabilityCheck(store, tuple(settings.platforms))(reference)
+    finally:
+        store.close()
+    if not found.ok:
+        fail(
+            f"error: {image}: {found.message} (mirror the diagnostics image:"
+            " mirror sync --repo azureiotedge-diagnostics)"
+        )
+        raise typer.Exit(EXIT_FAILED)
 
 
 def write_file(path: Path, data: bytes, like: Path | None) -> None:

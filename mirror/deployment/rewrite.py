@@ -229,32 +229,52 @@ def _rewrite_image(
     if not isinstance(located.node, JString):
         return LeftAlone(located.path, line, "", Reason.INVALID, "the image is not a string")
     image = classify(located.node.value)
-    source = image
-    skipped = _skip_reason(image, target, settings)
-    if skipped is not None and skipped[0] is Reason.ALREADY_MIRRORED and pin is not PinMode.TAG:
-        source = _mirrored_source(image, target, settings) or image
-        skipped = None if source is not image else skipped
-    if skipped is not None:
-        return LeftAlone(located.path, line, image.text, *skipped)
-    resolution = resolve(source, pin)
-    if isinstance(resolution, Unresolved):
-        return LeftAlone(located.path, line, image.text, Reason.UNRESOLVED, resolution.reason)
-    produced = classify(resolution.image)
-    if produced.kind not in (ImageKind.REFERENCE, ImageKind.PLACEHOLDER) or produced.name is None:
-        detail = f"the resolver produced {resolution.image!r}: {produced.problem or 'no name'}"
-        return LeftAlone(located.path, line, image.text, Reason.UNRESOLVED, detail)
-    if resolution.image == image.text:
+    outcome = image_outcome(image, target=target, pin=pin, resolve=resolve, settings=settings)
+    if isinstance(outcome, tuple):
+        return LeftAlone(located.path, line, image.text, *outcome)
+    if outcome is None:
         return None
+    produced = classify(outcome)
     note = (
         "the tag is a placeholder: check the mirror once it is set"
         if (produced.kind is ImageKind.PLACEHOLDER)
         else None
     )
-    change = Change(ChangeKind.IMAGE, located.path, line, image.text, resolution.image, note)
-    return replace_string(manifest.document, located.node, resolution.image), change
+    change = Change(ChangeKind.IMAGE, located.path, line, image.text, outcome, note)
+    return replace_string(manifest.document, located.node, outcome), change
 
 
-def _skip_reason(
+def image_outcome(
+    image: ImageString,
+    *,
+    target: Target,
+    pin: PinMode,
+    resolve: Resolver,
+    settings: RewriteSettings,
+    placeholders: bool = True,
+) -> str | tuple[Reason, str] | None:
+    """What `image` becomes: its new text, None when it stays as written, or why it is
+    left alone. With `placeholders` false, a result that still holds a placeholder is
+    refused (a device's config.toml has no template step to fill it in)."""
+    source = image
+    skipped = skip_reason(image, target, settings)
+    if skipped is not None and skipped[0] is Reason.ALREADY_MIRRORED and pin is not PinMode.TAG:
+        source = mirrored_source(image, target, settings) or image
+        skipped = None if source is not image else skipped
+    if skipped is not None:
+        return skipped
+    resolution = resolve(source, pin)
+    if isinstance(resolution, Unresolved):
+        return Reason.UNRESOLVED, resolution.reason
+    produced = classify(resolution.image)
+    kinds = (ImageKind.REFERENCE, ImageKind.PLACEHOLDER) if placeholders else (ImageKind.REFERENCE,)
+    if produced.kind not in kinds or produced.name is None:
+        detail = f"the resolver produced {resolution.image!r}: {produced.problem or 'no name'}"
+        return Reason.UNRESOLVED, detail
+    return None if resolution.image == image.text else resolution.image
+
+
+def skip_reason(
     image: ImageString, target: Target, settings: RewriteSettings
 ) -> tuple[Reason, str] | None:
     if image.kind is ImageKind.UPSTREAM:
@@ -271,7 +291,7 @@ def _skip_reason(
     return None
 
 
-def _mirrored_source(
+def mirrored_source(
     image: ImageString, target: Target, settings: RewriteSettings
 ) -> ImageString | None:
     """The source image an image already in the target was mirrored from, if it was one

@@ -199,3 +199,62 @@ def embedded_feed() -> ReleaseFeed:
     """The copy of the feed shipped in the package: the offline default."""
     text = resources.files("mirror").joinpath("data/product-versions.json").read_text("utf-8")
     return parse_feed(json.loads(text))
+
+
+# -- the daemon's releases and the diagnostics image they pair with ------------------------
+
+DAEMON_PRODUCT = "aziot-edge"
+AGENT_IMAGE = "azureiotedge-agent"
+DIAGNOSTICS_IMAGE = "azureiotedge-diagnostics"
+
+
+def daemon_releases(
+    feed: ReleaseFeed, channels: Iterable[str] = RELEASE_CHANNELS
+) -> tuple[Product, ...]:
+    """The `aziot-edge` products of `channels`, in feed order (a release listed in two
+    channels appears twice)."""
+    wanted = set(channels)
+    return tuple(
+        product
+        for channel in feed.channels
+        if channel.name in wanted
+        for product in channel.products
+        if product.id == DAEMON_PRODUCT
+    )
+
+
+def component_version(product: Product, name: str) -> Version | None:
+    """The version of the component `name` of `product`, if it lists one."""
+    for component in product.components:
+        if component.name == name:
+            return _parse_version(component)
+    return None
+
+
+def paired_diagnostics(feed: ReleaseFeed, line: Line | None = None) -> Version | None:
+    """The `azureiotedge-diagnostics` version that `iotedge check` pulls on a device of
+    the newest release: of the runtime `line` (the agent image's X.Y) in the stable and
+    LTS channels, or, without a line, the newest release of the stable channel.
+
+    `iotedge check` names the diagnostics image after the daemon's own version, which
+    is not the agent's (1.5.44 pairs with a 1.5.21 daemon), so the feed is asked.
+    None when the feed lists no such release.
+    """
+    channels = RELEASE_CHANNELS if line is not None else ("stable",)
+    candidates = [
+        (_product_version(product), diagnostics)
+        for product in daemon_releases(feed, channels)
+        if (diagnostics := component_version(product, DIAGNOSTICS_IMAGE)) is not None
+        and (line is None or _runtime_line(product) == line)
+    ]
+    return max(candidates, key=lambda pair: pair[0])[1] if candidates else None
+
+
+def _runtime_line(product: Product) -> Line:
+    """The runtime line of a release: its agent image's, else the product's own."""
+    agent = component_version(product, AGENT_IMAGE)
+    return agent.line if agent is not None else _product_version(product).line
+
+
+def _product_version(product: Product) -> Version:
+    return _parse_version(Component(product.id, product.version))

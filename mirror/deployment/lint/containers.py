@@ -79,7 +79,7 @@ def log_limits(ctx: LintContext) -> Iterator[Issue]:
         if module.create_options.value is None or module.obj is None:
             continue
         log_config = _host_config(module).get("LogConfig")
-        problem = _log_problem(log_config)
+        problem = log_problem(log_config)
         if problem:
             yield ctx.issue(
                 "log-limits",
@@ -90,7 +90,7 @@ def log_limits(ctx: LintContext) -> Iterator[Issue]:
             )
 
 
-def _log_problem(log_config: Any) -> str | None:
+def log_problem(log_config: Any) -> str | None:
     if not isinstance(log_config, dict):
         return "has no log size limit (Docker keeps container logs forever by default)"
     driver = str(log_config.get("Type") or "json-file")

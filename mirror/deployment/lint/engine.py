@@ -4,7 +4,8 @@ Severity is decided in this order: the rule's default (or the issue's own, for r
 with two), then the `production` profile (checklist warnings become errors), then
 the user's per-rule overrides (`off` drops the finding). Disabled rules do not run.
 A file that cannot be read, parsed or recognised is reported as a one-line error
-and the other files are still linted.
+and the other files are still linted. Device configs (`/etc/aziot/config.toml`) are
+linted with the rules of `device`, and so is Moby's `daemon.json` when one is given.
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirror.deployment.document import parse_document, read_document
+from mirror.deployment.device import DeviceConfig, read_if_device_config
+from mirror.deployment.document import Document, parse_document, read_document
 from mirror.deployment.errors import DeploymentFileError
 from mirror.deployment.lint import containers, credentials, edgehub, images, structure
 from mirror.deployment.lint.catalog import RULES, RULES_BY_ID
 from mirror.deployment.lint.context import Check, Issue, LintContext
+from mirror.deployment.lint.device import (
+    DeviceContext,
+    daemon_has_log_policy,
+    daemon_log_issues,
+    device_issues,
+)
 from mirror.deployment.lint.finding import Finding, Severity, has_errors, one_line
 from mirror.deployment.runtime import DEFAULT_CATALOG, RuntimeCatalog
 from mirror.deployment.settings import LintSettings
@@ -52,6 +60,15 @@ def lint_manifest(
 
 
 def _grade(manifest: DeploymentManifest, issue: Issue, settings: LintSettings) -> Finding | None:
+    document = manifest.document
+    line, column = document.line_of(issue.anchor), document.column_of(issue.anchor)
+    return grade(issue, settings, manifest.file, line, column)
+
+
+def grade(
+    issue: Issue, settings: LintSettings, file: str, line: int, column: int
+) -> Finding | None:
+    """The finding of `issue` at `file:line:column`, graded; None when it is turned off."""
     rule = RULES_BY_ID[issue.rule]
     severity = issue.severity or rule.severity
     if settings.profile == "production" and rule.checklist and severity is Severity.WARNING:
@@ -61,15 +78,14 @@ def _grade(manifest: DeploymentManifest, issue: Issue, settings: LintSettings) -
         return None
     if override is not None:
         severity = Severity(override)
-    document = manifest.document
     return Finding(
         rule=rule.id,
         severity=severity,
-        file=manifest.file,
-        line=document.line_of(issue.anchor),
+        file=file,
+        line=line,
         path=one_line(issue.path),
         message=one_line(issue.message),
-        column=document.column_of(issue.anchor),
+        column=column,
     )
 
 
@@ -83,6 +99,38 @@ def lint_source(
     settings = settings or LintSettings()
     manifest = load_manifest(parse_document(data, file), template=settings.template)
     return lint_manifest(manifest, settings, catalog)
+
+
+def lint_device_config(
+    config: DeviceConfig,
+    settings: LintSettings | None = None,
+    catalog: RuntimeCatalog = DEFAULT_CATALOG,
+) -> list[Finding]:
+    """Every finding of the enabled rules on a device config, graded and sorted by line."""
+    settings = settings or LintSettings()
+    findings = []
+    for issue in device_issues(DeviceContext(config, settings, catalog)):
+        if issue.rule in settings.disabled:
+            continue
+        line, column = config.line_of(issue.anchor), config.column_of(issue.anchor)
+        finding = grade(issue, settings, config.file, line, column)
+        if finding is not None:
+            findings.append(finding)
+    return sorted(findings, key=lambda f: (f.line, f.column, f.rule, f.path))
+
+
+def lint_daemon_json(document: Document, settings: LintSettings | None = None) -> list[Finding]:
+    """The findings on Moby's daemon.json (its default log limits)."""
+    settings = settings or LintSettings()
+    findings = []
+    for issue in daemon_log_issues(document):
+        if issue.rule in settings.disabled:
+            continue
+        line, column = document.line_of(issue.anchor), document.column_of(issue.anchor)
+        finding = grade(issue, settings, document.file, line, column)
+        if finding is not None:
+            findings.append(finding)
+    return findings
 
 
 @dataclass(frozen=True)
@@ -103,18 +151,41 @@ def lint_paths(
     paths: Iterable[str | Path],
     settings: LintSettings | None = None,
     catalog: RuntimeCatalog = DEFAULT_CATALOG,
+    daemon_json: str | Path | None = None,
 ) -> LintReport:
-    """Lint each file in turn; a file that fails to load is recorded and skipped."""
+    """Lint each file in turn; a file that fails to load is recorded and skipped.
+
+    With `daemon_json` (Moby's `/etc/docker/daemon.json`), its log defaults are checked
+    first; when they limit every container's logs, the fleet counts as having a
+    daemon-wide log policy and no module is asked for its own limits.
+    """
     settings = settings or LintSettings()
     findings: list[Finding] = []
     errors: list[DeploymentFileError] = []
     count = 0
+    if daemon_json is not None:
+        count += 1
+        try:
+            daemon = read_document(daemon_json)
+        except DeploymentFileError as exc:
+            errors.append(exc)
+        else:
+            findings += lint_daemon_json(daemon, settings)
+            if daemon_has_log_policy(daemon):
+                settings = settings.model_copy(update={"daemon_log_policy": True})
     for path in paths:
         count += 1
         try:
-            manifest = load_manifest(read_document(path), template=settings.template)
+            findings += _lint_file(path, settings, catalog)
         except DeploymentFileError as exc:
             errors.append(exc)
-            continue
-        findings += lint_manifest(manifest, settings, catalog)
     return LintReport(tuple(findings), tuple(errors), count)
+
+
+def _lint_file(path: str | Path, settings: LintSettings, catalog: RuntimeCatalog) -> list[Finding]:
+    """The findings on one file, a device config or a deployment manifest."""
+    device = read_if_device_config(path)
+    if device is not None:
+        return lint_device_config(device, settings, catalog)
+    manifest = load_manifest(read_document(path), template=settings.template)
+    return lint_manifest(manifest, settings, catalog)
