@@ -54,11 +54,17 @@ def get_logger() -> EventLogger:
 
 
 class LineFormatter(logging.Formatter):
+    """`logfmt`, `json`, or `human`: for a person at a terminal, no time stamp, the
+    level only when it is not info, then the event and its fields."""
+
     def __init__(self, fmt: str = "logfmt") -> None:
         super().__init__()
         self.json = fmt == "json"
+        self.human = fmt == "human"
 
     def format(self, record: logging.LogRecord) -> str:
+        if self.human:
+            return self._human(record)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
         fields: dict[str, Any] = {
             "time": stamp,
@@ -69,6 +75,12 @@ class LineFormatter(logging.Formatter):
         if self.json:
             return redact(json.dumps(fields, default=str))
         return redact(" ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items()))
+
+    def _human(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, _FIELDS, {})
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        said = " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+        return redact(f"{level}{record.getMessage()}" + (f": {said}" if said else ""))
 
 
 def _logfmt_value(value: Any) -> str:

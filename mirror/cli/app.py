@@ -46,7 +46,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -134,7 +134,7 @@ def main() -> None:
     gc.enable()
 
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="mirror", standalone_mode=False)
     except click.NoArgsIsHelpError as exc:
         typer.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
         sys.exit(EXIT_USAGE)

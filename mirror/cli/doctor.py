@@ -22,6 +22,7 @@ def doctor(
         str | None,
         typer.Option(
             "--target",
+            metavar="REGISTRY",
             help="Registry to check. Default: the configured target.",
             show_default=False,
         ),
@@ -30,6 +31,7 @@ def doctor(
         str | None,
         typer.Option(
             "--repo",
+            metavar="NAME",
             help="Repository to check with. Default: the first configured one.",
             show_default=False,
         ),

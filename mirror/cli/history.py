@@ -29,6 +29,7 @@ def history(
         str | None,
         typer.Option(
             "--at",
+            metavar="WHEN",
             help="Show what the tag pointed to at this moment: an ISO date (the end of that "
             "day, UTC) or date and time (2026-03-01T12:00; UTC unless an offset is given).",
             show_default=False,
@@ -38,6 +39,7 @@ def history(
         str | None,
         typer.Option(
             "--target",
+            metavar="REGISTRY",
             help="Only the records of this target (when one ledger serves several mirrors).",
             show_default=False,
         ),

@@ -19,13 +19,16 @@ class Output(StrEnum):
     json = "json"
 
 
-OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
+OutputOption = Annotated[
+    Output, typer.Option("--output", "-o", metavar="text|json", help="text or json.")
+]
 
 
 SourceOption = Annotated[
     str | None,
     typer.Option(
         "--source",
+        metavar="REGISTRY",
         help="Registry to copy from (host[:port], https://..., http:// for loopback) or oci:PATH. "
         "Default: mcr.microsoft.com.",
         show_default=False,
@@ -35,6 +38,7 @@ TargetOption = Annotated[
     str | None,
     typer.Option(
         "--target",
+        metavar="REGISTRY",
         help="Registry or oci:PATH to copy into. Default: oci:./mirror-store.",
         show_default=False,
     ),
@@ -43,6 +47,7 @@ RepoOption = Annotated[
     list[str] | None,
     typer.Option(
         "--repo",
+        metavar="NAME",
         help="Repository to mirror (repeatable). Default: azureiotedge-agent and azureiotedge-hub.",
         show_default=False,
     ),
@@ -59,7 +64,12 @@ AllTagsOption = Annotated[
 ConcurrencyOption = Annotated[
     int | None,
     typer.Option(
-        "--concurrency", min=1, max=64, help="Blobs copied at once. Default: 8.", show_default=False
+        "--concurrency",
+        metavar="N",
+        min=1,
+        max=64,
+        help="Blobs copied at once. Default: 8.",
+        show_default=False,
     ),
 ]
 AllowBackwardsOption = Annotated[
@@ -73,6 +83,7 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
+        metavar="FILE",
         help="YAML config file. Default: mirror.yaml in the working directory, if present.",
         show_default=False,
     ),
@@ -81,6 +92,7 @@ LedgerOption = Annotated[
     str | None,
     typer.Option(
         "--ledger",
+        metavar="FILE|URL",
         help="The ledger: a SQLite file or a SQLAlchemy URL (postgresql+psycopg://...). "
         "Default: the config's `ledger`, else $XDG_STATE_HOME/mirror/ledger.sqlite.",
         show_default=False,

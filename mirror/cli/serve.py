@@ -33,6 +33,7 @@ def serve(
         str | None,
         typer.Option(
             "--listen",
+            metavar="HOST:PORT",
             help="host:port to serve HTTP on. Default: the config's service.listen, "
             "else 127.0.0.1:8080.",
             show_default=False,

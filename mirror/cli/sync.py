@@ -30,6 +30,7 @@ from mirror.cli.options import (
     SetOption,
     SourceOption,
     TargetOption,
+    count,
 )
 from mirror.cli.progress import reporter as make_reporter
 from mirror.engine.connect import acr_metadata, open_store
@@ -56,8 +57,14 @@ def sync(
     concurrency: ConcurrencyOption = None,
     config: ConfigOption = None,
     log_format: Annotated[
-        LogFormat, typer.Option("--log-format", help="Log line format when not on a terminal.")
-    ] = LogFormat.logfmt,
+        LogFormat | None,
+        typer.Option(
+            "--log-format",
+            help="Log lines in this format. Default: short sentences on a terminal, "
+            "logfmt otherwise.",
+            show_default=False,
+        ),
+    ] = None,
     allow_backwards: AllowBackwardsOption = False,
     progress: Annotated[
         bool | None,
@@ -84,7 +91,8 @@ def sync(
     from mirror.engine.run import Runner
     from mirror.ledger import Ledger
 
-    logs.configure(log_format.value)
+    human = log_format is None and sys.stderr.isatty()
+    logs.configure("human" if human else (log_format or LogFormat.logfmt).value)
     job = _job(
         config, source, target, repo, all_tags, concurrency, from_manifests, set_values, allow
     )
@@ -98,7 +106,7 @@ def sync(
                 return
             with make_reporter(bars) as reporter, _stopped_by_signals() as stop:
                 report = runner.run(reporter, stop=stop)
-        _finish(job, report, book.name, stop)
+        _finish(job, report, book.name, stop, human=human)
 
 
 def _job(
@@ -174,7 +182,7 @@ class Stop(threading.Event):
     signal: int | None = None
 
 
-def _finish(job: Job, report: RunReport, ledger: str, stop: Stop) -> None:
+def _finish(job: Job, report: RunReport, ledger: str, stop: Stop, *, human: bool) -> None:
     """Say how the run went, and end with its exit code."""
     if stop.signal is not None:
         name = signal.Signals(stop.signal).name
@@ -188,7 +196,10 @@ def _finish(job: Job, report: RunReport, ledger: str, stop: Stop) -> None:
     outcome = report.outcome
     assert outcome is not None
     _warn_unselected(job, outcome.steps)
-    _report(outcome, report.seconds)
+    if human:
+        _say(outcome, report.seconds)
+    else:
+        _report(outcome, report.seconds)
     if report.ledger_error is not None:
         fail(f"error: {report.ledger_error}")
     else:
@@ -202,6 +213,39 @@ def _finish(job: Job, report: RunReport, ledger: str, stop: Stop) -> None:
 def _close(*stores: Store) -> None:
     for store in stores:
         store.close()
+
+
+def _say(outcome: SyncOutcome, seconds: float) -> None:
+    """The end of a run, for a person at a terminal: a sentence or two."""
+    result = outcome.result
+    checked = sum(1 for s in outcome.steps if s.source_digest and not s.pending)
+    if result.tags:
+        extra = f", {count(len(result.referrers), 'referrer')}" if result.referrers else ""
+        typer.echo(
+            f"{count(len(result.tags), 'tag')} mirrored: {result.uploaded} blobs uploaded, "
+            f"{result.mounted} mounted, {_size(result.bytes_copied)}{extra} "
+            f"in {seconds:.1f} s ({checked} up to date)",
+            err=True,
+        )
+    else:
+        typer.echo(
+            f"nothing to copy: {count(checked, 'tag')} up to date ({seconds:.1f} s)", err=True
+        )
+    for why, number, first in outcome.failure_summary():
+        more = f" and {number - 1} more" if number > 1 else ""
+        fail(f"failed: {first}{more}: {why}")
+    if result.not_attempted:
+        fail(f"{count(len(result.not_attempted), 'step')} not attempted: they need what failed")
+
+
+def _size(number: int) -> str:
+    """`525 MB`, `3.4 kB`: decimal units, as registries and docker report them."""
+    size, unit = float(number), "B"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            break
+        size /= 1000
+    return f"{size:.0f} {unit}" if unit == "B" or size >= 100 else f"{size:.1f} {unit}"
 
 
 def _report(outcome: SyncOutcome, seconds: float) -> None:
@@ -221,8 +265,8 @@ def _report(outcome: SyncOutcome, seconds: float) -> None:
         not_attempted=len(result.not_attempted),
         seconds=round(seconds, 2),
     )
-    for why, count, first in outcome.failure_summary():
-        logs.get_logger().error("sync.failed", what=first, count=count, error=why)
+    for why, number, first in outcome.failure_summary():
+        logs.get_logger().error("sync.failed", what=first, count=number, error=why)
     if result.not_attempted:
         logs.get_logger().error(
             "sync.not_attempted",

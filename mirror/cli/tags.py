@@ -1,4 +1,5 @@
-"""`mirror tags audit`: the target registry checked against the policy, upstream and the ledger."""
+"""`mirror tags list`: what the mirror holds; `mirror tags audit`: the target registry
+checked against the policy, upstream and the ledger."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from mirror.cli.app import EXIT_FAILED, app
 from mirror.cli.options import ConfigOption, LedgerOption, Output, OutputOption, count
 
 if TYPE_CHECKING:
+    from mirror.engine.inventory import Held
     from mirror.governance.audit import RepositoryState, Violation
 
 
@@ -23,10 +25,119 @@ class FailOn(StrEnum):
 
 tags_app = typer.Typer(
     name="tags",
-    help="Check the tags of the mirror against the policy.",
+    help="What the mirror holds, and its tags checked against the policy.",
     no_args_is_help=True,
 )
 app.add_typer(tags_app, name="tags", rich_help_panel="Mirroring")
+
+
+@tags_app.command("list")
+def list_command(
+    repositories: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Repositories to list. Default: the config's repositories.",
+            metavar="[REPO]...",
+            show_default=False,
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            metavar="REGISTRY",
+            help="The mirror. Default: the config's target.",
+            show_default=False,
+        ),
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Ask the registry too: platforms, locks (ACR), tags moved in it or "
+            "that the ledger has no record of.",
+        ),
+    ] = False,
+    output: OutputOption = Output.text,
+    ledger: LedgerOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """What the mirror holds, per repository and tag in version order: kind (specific,
+    rolling, derived), state (mirrored, held, pending), digest and when it was
+    mirrored, from the ledger; with --live, from the registry as well."""
+    held = _inventory(repositories, target, live, ledger, config)
+    if output is Output.json:
+        typer.echo(json.dumps([_held_json(h) for h in held], indent=2))
+        return
+    _print_inventory(held, live)
+
+
+def _inventory(
+    repositories: list[str] | None,
+    target: str | None,
+    live: bool,
+    ledger: str | None,
+    config: Path | None,
+) -> list[Held]:
+    from mirror.engine.connect import acr_metadata, open_store
+    from mirror.engine.inventory import from_ledger, with_registry
+    from mirror.engine.job import Job
+    from mirror.ledger import Ledger
+
+    job = Job.from_options(config, None, target, repositories, False, None)
+    with Ledger.open(ledger or job.config.ledger) as book:
+        recorded = from_ledger(book, job.target, job.repositories)
+    if not live:
+        return recorded
+    store = open_store(job.target, job.config)
+    try:
+        metadata = acr_metadata(store, job.config)
+        return with_registry(
+            recorded, store, job.repositories, metadata, concurrency=job.concurrency
+        )
+    finally:
+        store.close()
+
+
+def _held_json(held: Held) -> dict[str, Any]:
+    return {
+        "repository": held.repository,
+        "tag": held.tag,
+        "kind": held.kind,
+        "state": held.state,
+        "digest": held.digest,
+        "mirrored": held.mirrored.isoformat() if held.mirrored else None,
+        "platforms": list(held.platforms) if held.platforms is not None else None,
+        "locked": held.locked,
+    }
+
+
+def _print_inventory(held: list[Held], live: bool) -> None:
+    if not held:
+        typer.echo("nothing recorded: run mirror sync first (or --live to ask the registry)")
+        return
+    rows = [
+        [
+            f"{h.repository}:{h.tag}",
+            h.kind,
+            h.state,
+            h.digest.partition(":")[2][:12] if h.digest else "-",
+            h.mirrored.strftime("%Y-%m-%d %H:%M") if h.mirrored else "-",
+            *([", ".join(h.platforms or ()) or "-", _lock(h.locked)] if live else []),
+        ]
+        for h in held
+    ]
+    headers = ["TAG", "KIND", "STATE", "DIGEST", "MIRRORED"]
+    headers += ["PLATFORMS", "LOCK"] if live else []
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        typer.echo("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=True)).rstrip())
+    repositories = len({h.repository for h in held})
+    typer.echo(f"{count(len(held), 'tag')} in {count(repositories, 'repository', 'repositories')}")
+
+
+def _lock(locked: bool | None) -> str:
+    return "-" if locked is None else "locked" if locked else "unlocked"
 
 
 @tags_app.command("audit")
@@ -35,6 +146,7 @@ def audit(
         str | None,
         typer.Option(
             "--source",
+            metavar="REGISTRY",
             help="Upstream registry to compare with. Default: the config's, else "
             "mcr.microsoft.com.",
             show_default=False,
@@ -44,6 +156,7 @@ def audit(
         str | None,
         typer.Option(
             "--target",
+            metavar="REGISTRY",
             help="The mirror registry to audit. Default: the config's target.",
             show_default=False,
         ),
@@ -52,6 +165,7 @@ def audit(
         list[str] | None,
         typer.Option(
             "--repo",
+            metavar="NAME",
             help="Repository to audit (repeatable). Default: the config's repositories.",
             show_default=False,
         ),

@@ -31,6 +31,7 @@ def verify_command(
     refs: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="[REF]...",
             help="REPO or REPO:TAG to check. Default: every tag of the target's repositories.",
             show_default=False,
         ),

@@ -22,6 +22,7 @@ from mirror.errors import DigestMismatch, ManifestError, MirrorError, NotFound
 from mirror.governance.decide import Action, Governance, rebuilt_from
 from mirror.governance.scope import EVERYTHING, Scope
 from mirror.governance.selection import Selector
+from mirror.governance.versions import parse_tag
 from mirror.manifest import Manifest
 from mirror.transport.store import Store
 
@@ -39,9 +40,12 @@ class Observation:
     fetched: dict[tuple[str, str], Manifest] = field(default_factory=dict)
 
     def steps(self, governance: Governance | None = None) -> list[TagStep]:
-        """The plan for every tag: decisions for the observed, the skipped as they are."""
+        """The plan for every tag, decided or skipped, per repository in IoT Edge
+        version order (lines, then versions, then the rolling tag)."""
         decided = plan_tags(self.observed, governance, self.derived)
-        return decided + sorted(self.skipped, key=lambda s: (s.repository, s.tag))
+        return sorted(
+            [*decided, *self.skipped], key=lambda s: (s.repository, parse_tag(s.tag).sort_key)
+        )
 
     def present(self) -> set[tuple[str, str]]:
         """(repository, digest) of the manifests target tags already point at."""

@@ -160,16 +160,17 @@ class TagState:
 
 def place(text: str) -> str:
     """How the ledger names a source or target, whatever spelling the user chose:
-    `127.0.0.1:5000` and `http://127.0.0.1:5000` are one place, `oci:` paths absolute."""
+    `127.0.0.1:5000`, `http://127.0.0.1:5000/` and `HTTPS://127.0.0.1:5000` are one
+    place (`RegistryLocation.name`), `oci:` paths absolute."""
     from mirror.transport.store import LayoutLocation, parse_location
 
     try:
-        location = parse_location(text)
+        location = parse_location(text.rstrip("/"), insecure=True)
     except MirrorError:
         return text
     if isinstance(location, LayoutLocation):
         return f"oci:{location.path.resolve()}"
-    return str(location)
+    return location.name
 
 
 def _place(target: str | None) -> str | None:
@@ -218,8 +219,22 @@ class Ledger:
 
     def _fetch(self, sql: str, params: Params) -> list[Row]:
         with self._guard("reading"):
-            self._ready = self._ready or self._backend.ready()
+            if not self._ready:
+                self._ready = self._backend.ready()
+                if self._ready:
+                    self._bring_up_to_date()
             return self._backend.fetch(sql, params) if self._ready else []
+
+    def _bring_up_to_date(self) -> None:
+        """Before the first read, the schema brought up to date where the ledger can be
+        written (a migration may rename what reads look for); otherwise read as it is."""
+        try:
+            with self._backend.transaction() as tx:
+                migrate(tx)
+        except LedgerError:  # written by a newer mirror: read, never written
+            return
+        except self._backend.errors:  # read-only
+            return
 
     def read(self, sql: str, params: Params) -> list[Row]:
         """Rows of one query (none from a ledger not yet written)."""

@@ -116,6 +116,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "registries named without their scheme (`127.0.0.1:5000`, as `http://127.0.0.1:5000` "
+        "was), so that every spelling of an address finds the same records",
+        (
+            "UPDATE mirror_runs SET source = substr(source, 8) WHERE source LIKE 'http://%'",
+            "UPDATE mirror_runs SET target = substr(target, 8) WHERE target LIKE 'http://%'",
+            "UPDATE mirror_observations SET target = substr(target, 8) "
+            "WHERE target LIKE 'http://%'",
+            "UPDATE mirror_writes SET target = substr(target, 8) WHERE target LIKE 'http://%'",
+            "DELETE FROM mirror_referrers WHERE target LIKE 'http://%'",  # a cache: asked again
+            """DELETE FROM mirror_triggers WHERE target LIKE 'http://%' AND EXISTS (
+                SELECT 1 FROM mirror_triggers AS other
+                WHERE other.target = substr(mirror_triggers.target, 8)
+                AND other.dedupe_key = mirror_triggers.dedupe_key)""",
+            "UPDATE mirror_triggers SET target = substr(target, 8) WHERE target LIKE 'http://%'",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

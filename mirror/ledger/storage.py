@@ -169,6 +169,24 @@ class _SqlAlchemyTransaction:
         return [tuple(row) for row in result]
 
 
+# The drivers mirror is tested with, and the extra that installs each.
+_EXTRAS = {"psycopg": "postgresql"}
+
+
+def _missing_driver(url: Any, error: ImportError) -> str:
+    """Which package the URL's driver needs, and how to install it."""
+    module = error.name or str(error)
+    driver = url.get_driver_name()
+    extra = _EXTRAS.get(driver)
+    hint = (
+        f"pip install 'mirror[{extra}]'"
+        if extra
+        else f"install the {driver} driver, or use postgresql+psycopg:// (pip install "
+        "'mirror[postgresql]')"
+    )
+    return f"the {driver} driver is not installed (no module {module!r}): {hint}"
+
+
 class SqlAlchemyDatabase:
     """Any database SQLAlchemy reaches by URL (PostgreSQL for a shared ledger)."""
 
@@ -184,11 +202,16 @@ class SqlAlchemyDatabase:
         self.errors: tuple[type[BaseException], ...] = (sqlalchemy.exc.SQLAlchemyError, OSError)
         try:
             parsed = sqlalchemy.engine.make_url(url)
-            self.name = parsed.render_as_string(hide_password=True)
+        except sqlalchemy.exc.ArgumentError as exc:
+            raise LedgerError(f"ledger URL {url.rpartition('@')[2]!r}: {exc}") from None
+        self.name = parsed.render_as_string(hide_password=True)
+        try:
             self._file = _sqlite_path(parsed)
             self.engine = sqlalchemy.create_engine(parsed, **_engine_options(parsed))
-        except (sqlalchemy.exc.ArgumentError, ImportError) as exc:
-            raise LedgerError(f"ledger URL {url.rpartition('@')[2]!r}: {exc}") from None
+        except ImportError as exc:
+            raise LedgerError(f"ledger {self.name}: {_missing_driver(parsed, exc)}") from None
+        except sqlalchemy.exc.ArgumentError as exc:
+            raise LedgerError(f"ledger {self.name}: {exc}") from None
         if self.engine.dialect.name == "sqlite":
             _immediate_transactions(sqlalchemy, self.engine)
 

@@ -42,10 +42,12 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from mirror.deployment.settings import LintSettings, RewriteSettings
+from mirror.errors import ConfigError
 from mirror.governance.versions import Line
 from mirror.reference import validate_repository
 from mirror.settings.registries import RegistrySettings
 from mirror.settings.service import ServiceSettings
+from mirror.transport.endpoint import registry_name
 from mirror.yamlfile import Settings, load_model
 
 DEFAULT_SOURCE = "mcr.microsoft.com"
@@ -108,12 +110,16 @@ class Config(Settings):
     @field_validator("registries")
     @classmethod
     def _hosts(cls, value: dict[str, RegistrySettings]) -> dict[str, RegistrySettings]:
-        """Keys are `host[:port]`, matched case-insensitively (as DNS names are)."""
+        """Keys are `host[:port]`, one name per registry however spelled (a scheme, a
+        default port, upper case and a trailing slash are dropped: `registry_name`)."""
         hosts: dict[str, RegistrySettings] = {}
         for host, settings in value.items():
-            key = host.strip().lower()
+            try:
+                key = registry_name(host.strip())
+            except ConfigError as error:
+                raise ValueError(f"{host}: {error}") from None
             if key in hosts:
-                raise ValueError(f"{host} is listed twice (host names ignore case)")
+                raise ValueError(f"{host} is listed twice (as {key})")
             hosts[key] = settings
         return hosts
 
@@ -135,8 +141,12 @@ class Config(Settings):
         return value
 
     def registry(self, host: str) -> RegistrySettings:
-        """Settings for `host` (exact `host[:port]` key), or the defaults."""
-        return self.registries.get(host.lower(), RegistrySettings())
+        """Settings for the registry `host` names (see `registry_name`), or the defaults."""
+        try:
+            key = registry_name(host)
+        except ConfigError:
+            key = host.lower()
+        return self.registries.get(key, RegistrySettings())
 
 
 def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:

@@ -40,7 +40,7 @@ from mirror.referrers import (
     with_referrer,
 )
 from mirror.transport.auth import IDENTITY, Challenge
-from mirror.transport.endpoint import RETRIES, Breaker, Endpoint, RetryPolicy
+from mirror.transport.endpoint import RETRIES, Breaker, Endpoint, RetryPolicy, is_loopback
 from mirror.transport.http import PerThread
 from mirror.transport.store import BlobSource, Written
 
@@ -127,7 +127,7 @@ class RegistryClient:
             except httpx.TransportError as exc:
                 if not _about(exc, request):
                     raise  # the streamed body's own source failed, not this registry
-                reason = _reason(exc)
+                reason = _reason(exc) + self._plain_http_hint(exc)
                 self.breaker.failed(reason)
                 timeouts += isinstance(exc, httpx.TimeoutException)
                 if attempt == attempts or timeouts > 1 or _untrusted(exc):
@@ -144,6 +144,16 @@ class RegistryClient:
                 continue
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _plain_http_hint(self, exc: httpx.TransportError) -> str:
+        """A loopback registry that answers TLS with plain HTTP is one started without
+        TLS (`docker-registry`, `registry:2`): say how to address it."""
+        endpoint = self.endpoint
+        if endpoint.scheme != "https" or not is_loopback(endpoint.host):
+            return ""
+        if "WRONG_VERSION_NUMBER" not in str(exc) and "record layer" not in str(exc):
+            return ""
+        return f"; is it plain http? write http://{endpoint.host}"
 
     def _check(self, response: httpx.Response, what: str, *ok: int) -> httpx.Response:
         if response.status_code in ok:

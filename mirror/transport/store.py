@@ -77,6 +77,11 @@ class RegistryLocation:
     def __str__(self) -> str:
         return f"{self.endpoint}/{self.prefix}" if self.prefix else str(self.endpoint)
 
+    @property
+    def name(self) -> str:
+        """The registry and prefix without the scheme: one name however it is spelled."""
+        return f"{self.endpoint.host}/{self.prefix}" if self.prefix else self.endpoint.host
+
 
 @dataclass(frozen=True, slots=True)
 class LayoutLocation:

@@ -237,3 +237,27 @@ def test_missing_platform_or_image_stops_the_write(
     offline = rewrite("e.json", "--registry", registry, "--offline")
     assert offline.exit_code == 0, offline.stderr
     assert f'"image": "{proxy}"' in offline.stdout
+
+
+def test_a_registry_is_found_in_the_ledger_however_it_is_spelled(
+    mirrored: Path, target: Registry, seeder: Seeder
+) -> None:
+    """The sync wrote to `http://127.0.0.1:PORT/edge`; offline, a bare address (and
+    other spellings) finds the same records."""
+    agent = f"{REPOS[0]}@{seeder.digest_of(REPOS[0], '1.5')}"
+    for spelling in (f"{target.address}/edge", f"HTTP://{target.address}/edge/"):
+        digests = rewrite(
+            "d.json", "--registry", spelling, "--pin", "digest", "--offline", "-o", "dig.json"
+        )
+        assert digests.exit_code == 0, (spelling, digests.stderr)
+        assert images(mirrored / "dig.json")["edgeAgent"].endswith(agent)
+
+
+def test_a_plain_http_registry_addressed_without_http_gets_a_hint(
+    mirrored: Path, target: Registry
+) -> None:
+    result = run_mirror(
+        "rewrite", "d.json", "--registry", f"{target.address}/edge", "--pin", "digest", cwd=mirrored
+    )
+    assert result.returncode != 0
+    assert f"is it plain http? write http://{target.address}" in result.stderr, result.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.commands import one_line_error, run_mirror
+from tests.support.commands import ROOT, one_line_error, run_mirror
 from tests.support.images import Seeder
 from tests.support.registry import Registry, free_port
 
@@ -418,3 +420,52 @@ def test_a_policy_that_selects_nothing_is_a_warning_naming_the_rule(
     warnings = [line for line in result.stderr.splitlines() if "policy.selects_nothing" in line]
     assert len(warnings) == 2, result.stderr
     assert all("rule=rules[0]" in line for line in warnings)
+
+
+def test_plan_lists_tags_in_version_order_in_text_and_json(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder
+) -> None:
+    for version in ("1.5.2", "1.5.10", "1.5.9"):
+        seeder.push_release(REPOS[0], version)
+    seeder.tag(REPOS[0], "1.5.10", "1.5")
+    common = ["--source", upstream.url, "--target", target.url, "--repo", REPOS[0]]
+    planned = run_mirror("plan", *common, "-o", "json", cwd=tmp_path)
+    assert [s["tag"] for s in json.loads(planned.stdout)] == ["1.5.2", "1.5.9", "1.5.10", "1.5"]
+    text = run_mirror("plan", *common, cwd=tmp_path)
+    tags = [line.split()[1].split(":")[1] for line in text.stdout.splitlines()[:-1]]
+    assert tags == ["1.5.2", "1.5.9", "1.5.10", "1.5"]
+
+
+def on_a_terminal(*args: str, cwd: Path, columns: int = 80) -> str:
+    """`mirror ARGS` with a pseudo-terminal for its output (what a person sees)."""
+    command = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "mirror", *args))
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)}
+    result = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return result.stdout.replace("\r\n", "\n")
+
+
+def test_on_a_terminal_a_sync_ends_with_a_sentence_not_log_lines(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder
+) -> None:
+    seed(seeder)
+    common = ["--source", upstream.url, "--target", target.url, "--no-progress"]
+    first = on_a_terminal("sync", *common, cwd=tmp_path)
+    assert "event=" not in first and "time=" not in first, first
+    assert re.search(
+        r"^6 tags mirrored: \d+ blobs uploaded, \d+ mounted, [0-9.]+ kB in", first, re.M
+    ), first
+    again = on_a_terminal("sync", *common, cwd=tmp_path)
+    assert re.search(r"^nothing to copy: 6 tags up to date \(", again, re.M), again
+    # Not on a terminal, or when asked: log lines.
+    piped = run_mirror("sync", *common, cwd=tmp_path)
+    assert "event=sync.done" in piped.stderr
+    asked = on_a_terminal("sync", *common, "--log-format", "json", cwd=tmp_path)
+    assert '"event": "sync.done"' in asked

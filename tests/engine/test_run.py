@@ -190,7 +190,7 @@ def test_a_completed_run_is_recorded(
         (again.run_id, "completed", "release-feed", 0),
         (report.run_id, "completed", "schedule", len(expected_tags(all_tags))),
     ]
-    assert runs[1].source == upstream.url
+    assert runs[1].source == upstream.address  # the registry named without its scheme
     assert runs[1].started == report.started and runs[1].finished == report.finished
 
 

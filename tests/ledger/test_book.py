@@ -196,8 +196,11 @@ def test_a_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
 
 
 def test_places_are_named_one_way_whatever_the_spelling(tmp_path: Path) -> None:
-    assert place("http://127.0.0.1:5001/") == place("http://127.0.0.1:5001") == TARGET
+    spellings = ("http://127.0.0.1:5001/", "http://127.0.0.1:5001", "127.0.0.1:5001")
+    assert {place(spelling) for spelling in spellings} == {"127.0.0.1:5001"}
     assert place("https://MyAcr.azurecr.io/") == place("myacr.azurecr.io") == "myacr.azurecr.io"
+    for spelling in ("myacr.azurecr.io:443", "HTTPS://myacr.azurecr.io:443/"):
+        assert place(spelling) == "myacr.azurecr.io"
     assert place("myacr.azurecr.io/edge") == "myacr.azurecr.io/edge"
     assert place("oci:./store") == f"oci:{Path.cwd() / 'store'}"
 

@@ -70,13 +70,13 @@ def test_a_ledger_from_before_migrations_is_read_and_kept(tmp_path: Path) -> Non
     with sqlite3.connect(path) as connection:
         for statement in FIRST_RELEASE:
             connection.execute(statement)
-    with Ledger.open(str(path)) as ledger:
+    with Ledger.open(str(path)) as ledger:  # brought up to date before the first read
         assert ledger.recorded("azureiotedge-agent")["1.5.3"].target == "sha256:" + "a" * 64
+    assert version(path) == [SCHEMA_VERSION]
     backend = SqliteFile(path)
     with backend.transaction() as tx:
-        assert migrate(tx) == 1
+        assert migrate(tx) == SCHEMA_VERSION
     backend.close()
-    assert version(path) == [SCHEMA_VERSION]
 
 
 def test_a_newer_schema_is_refused_before_anything_is_written(tmp_path: Path) -> None:
@@ -117,3 +117,46 @@ def test_the_check_would_see_an_assembled_query(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text('where = " AND tag = :tag"\nsql = f"SELECT tag FROM t WHERE 1 = 1{where}"\n')
     assert sql_built_at_run_time(probe) == ["probe.py:2"]
+
+
+def test_records_of_a_registry_written_with_http_are_found_by_any_spelling(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(path) as connection:
+        for statement in FIRST_RELEASE:
+            connection.execute(statement.replace("'oci:/m'", "'http://127.0.0.1:5022'"))
+    digest = "sha256:" + "a" * 64
+    with Ledger.open(str(path)) as ledger:
+        for spelling in ("127.0.0.1:5022", "http://127.0.0.1:5022/", "https://127.0.0.1:5022"):
+            found = ledger.recorded("azureiotedge-agent", ["1.5.3"], target=spelling)
+            assert found["1.5.3"].target == digest, spelling
+    with sqlite3.connect(path) as connection:
+        targets = {row[0] for row in connection.execute("SELECT target FROM mirror_writes")}
+    assert targets == {"127.0.0.1:5022"}
+
+
+def test_a_missing_driver_names_the_extra_and_hides_only_the_password(tmp_path: Path) -> None:
+    from tests.support.commands import run_mirror
+
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()  # psycopg shadowed by a module that cannot be imported, as if absent
+    (blocked / "psycopg.py").write_text(
+        "raise ImportError(\"No module named 'psycopg'\", name='psycopg')\n"
+    )
+    url = "postgresql+psycopg://mirror:s3cret-pass@db.example:5432/mirror"
+    result = run_mirror(
+        "history",
+        "azureiotedge-agent",
+        "--ledger",
+        url,
+        cwd=tmp_path,
+        env={"PYTHONPATH": f"{blocked}:{Path(__file__).parents[2]}"},
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (
+        "mirror: error: ledger postgresql+psycopg://mirror:***@db.example:5432/mirror: "
+        "the psycopg driver is not installed (no module 'psycopg'): "
+        "pip install 'mirror[postgresql]'"
+    )
+    assert "s3cret-pass" not in result.stdout + result.stderr

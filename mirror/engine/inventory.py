@@ -1,0 +1,109 @@
+"""What the mirror holds, per repository: `mirror tags list`.
+
+From the ledger: every tag mirror wrote or holds back, with its kind, digest and when
+it was mirrored. With `live`, the registry is asked as well: its own tag listing (a tag
+the ledger has no record of shows up as `unrecorded`), what each tag points at now
+(a tag moved behind mirror's back shows the live digest, marked `moved`), the
+platforms of each index, and, on ACR, whether the tag is locked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from mirror.engine.locks import lock_states
+from mirror.engine.pool import map_limited
+from mirror.errors import NotFound
+from mirror.governance.versions import parse_tag
+from mirror.transport.acr.metadata import AcrMetadata
+from mirror.transport.store import Store
+
+if TYPE_CHECKING:
+    from mirror.ledger import Ledger
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One tag of the mirror."""
+
+    repository: str
+    tag: str
+    kind: str
+    state: str  # mirrored, held, pending; with `live` also unrecorded, moved, missing
+    digest: str | None
+    mirrored: datetime | None
+    platforms: tuple[str, ...] | None = None  # with `live`
+    locked: bool | None = None  # with `live`, on ACR
+
+
+def from_ledger(ledger: Ledger, target: str, repositories: Sequence[str]) -> list[Held]:
+    """The tags the ledger records as mirrored, held or pending, in version order."""
+    return [
+        Held(
+            repository,
+            state.tag,
+            state.kind or parse_tag(state.tag).kind.value,
+            state.state,
+            state.digest,
+            state.mirrored,
+        )
+        for repository in repositories
+        for state in ledger.tag_states(repository, target=target)
+        if state.state != "skipped"
+    ]
+
+
+def with_registry(
+    recorded: Sequence[Held],
+    store: Store,
+    repositories: Sequence[str],
+    metadata: AcrMetadata | None,
+    *,
+    concurrency: int = 8,
+) -> list[Held]:
+    """`recorded` checked against the registry itself (see the module docstring)."""
+    listed = map_limited(concurrency, lambda repo: _tags(store, repo), repositories)
+    locks = lock_states(metadata, repositories, concurrency) if metadata else {}
+    known = {(h.repository, h.tag): h for h in recorded}
+    entries = list(recorded)
+    for repository, tags in zip(repositories, listed, strict=True):
+        entries += [
+            Held(repository, tag, parse_tag(tag).kind.value, "unrecorded", None, None)
+            for tag in tags
+            if (repository, tag) not in known
+        ]
+    there = {(repo, tag) for repo, tags in zip(repositories, listed, strict=True) for tag in tags}
+    looked = map_limited(concurrency, lambda held: _look(store, held, there), entries)
+    return sorted(
+        (
+            replace(held, locked=locks.get(held.repository, {}).get(held.tag)) if locks else held
+            for held in looked
+        ),
+        key=lambda held: (held.repository, parse_tag(held.tag).sort_key),
+    )
+
+
+def _tags(store: Store, repository: str) -> list[str]:
+    try:
+        return store.list_tags(repository)
+    except NotFound:
+        return []
+
+
+def _look(store: Store, held: Held, there: set[tuple[str, str]]) -> Held:
+    """`held` as the registry has it: its digest, its platforms."""
+    if (held.repository, held.tag) not in there:
+        return replace(held, state="missing", platforms=())
+    manifest = store.get_manifest(held.repository, held.tag)
+    platforms = tuple(
+        str(child.platform)
+        for child in manifest.children()
+        if child.platform is not None and not child.is_attestation
+    )
+    state = held.state
+    if held.digest is not None and manifest.digest != held.digest:
+        state = "moved"
+    return replace(held, digest=manifest.digest, state=state, platforms=platforms)
