@@ -400,16 +400,23 @@ def _referrer_json(copy: ReferrerCopy) -> dict[str, object]:
     }
 
 
+_COLOURS = {"create": "green", "update": "cyan", "hold": "red", "lock": "yellow"}
+
+
 def _print_plan(
     steps: list[TagStep], locks: dict[tuple[str, str], str], referrers: list[ReferrerCopy]
 ) -> None:
     width = max((len(f"{s.repository}:{s.tag}") for s in steps), default=0)
+    table = sys.stdout.isatty()  # a person reads it: a header, and colour on the actions
+    if table and steps:
+        typer.echo(typer.style(f"{'ACTION':<7} {'TAG':<{width}}  REASON", bold=True))
     for step in steps:
         name = f"{step.repository}:{step.tag}"
         lock = locks.get((step.repository, step.tag))
         reason = f"{step.reason}; then {lock}" if lock and step.pending else lock or step.reason
         action = "lock" if lock and not step.pending else step.action.value
-        typer.echo(f"{action:<7} {name:<{width}}  {reason}")
+        shown = typer.style(f"{action:<7}", fg=_COLOURS.get(action)) if table else f"{action:<7}"
+        typer.echo(f"{shown} {name:<{width}}  {reason}")
     for copy in referrers:
         typer.echo(f"{'refer':<7} {copy.repository}@{copy.digest[:19]}  {copy.reason}")
     counts = Counter(step.action.value for step in steps)

@@ -27,6 +27,7 @@ from mirror import digest as _digest
 from mirror.engine.pool import map_limited
 from mirror.engine.provenance import ARTIFACT_TYPE
 from mirror.errors import MirrorError, NotFound
+from mirror.governance.versions import parse_tag, sort_tags
 from mirror.manifest import Descriptor, Manifest
 from mirror.transport.registry import RegistryClient
 from mirror.transport.store import Store
@@ -84,7 +85,8 @@ def mirrored_tags(target: Store, repositories: Iterable[str]) -> list[tuple[str,
     wanted = []
     for repository in repositories:
         try:
-            wanted += [(repository, tag) for tag in sorted(target.list_tags(repository))]
+            tags = sort_tags(parse_tag(tag) for tag in target.list_tags(repository))
+            wanted += [(repository, tag.text) for tag in tags]
         except NotFound:
             continue
     return wanted

@@ -20,7 +20,7 @@ from mirror.governance.audit import Recorded
 from mirror.governance.decide import rebuilt_from
 from mirror.governance.versions import parse_tag
 from mirror.ledger import queries
-from mirror.ledger.schema import migrate
+from mirror.ledger.schema import SELECT_VERSION, migrate, outdated
 from mirror.ledger.storage import (
     Backend,
     LedgerError,
@@ -228,6 +228,8 @@ class Ledger:
     def _bring_up_to_date(self) -> None:
         """Before the first read, the schema brought up to date where the ledger can be
         written (a migration may rename what reads look for); otherwise read as it is."""
+        if not outdated(self._backend.fetch(SELECT_VERSION, {})):
+            return  # the usual case: one read, no write
         try:
             with self._backend.transaction() as tx:
                 migrate(tx)

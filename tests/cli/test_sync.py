@@ -469,3 +469,15 @@ def test_on_a_terminal_a_sync_ends_with_a_sentence_not_log_lines(
     assert "event=sync.done" in piped.stderr
     asked = on_a_terminal("sync", *common, "--log-format", "json", cwd=tmp_path)
     assert '"event": "sync.done"' in asked
+
+
+def test_on_a_terminal_plan_is_a_table_with_a_header(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder
+) -> None:
+    seed(seeder)
+    shown = on_a_terminal("plan", "--source", upstream.url, "--target", target.url, cwd=tmp_path)
+    rows = [re.sub(r"\x1b\[[0-9;]*m", "", row) for row in shown.splitlines()]
+    assert rows[0].split() == ["ACTION", "TAG", "REASON"], shown
+    assert rows[1].split()[:2] == ["create", "azureiotedge-agent:1.5.0"]
+    assert "\x1b[32mcreate" in shown  # green
+    assert rows[-1] == "6 create, 0 update, 0 hold, 0 skip"
