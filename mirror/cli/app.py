@@ -2,8 +2,8 @@
 
 Every `MirrorError` ends the command with one line on stderr and its exit code, and so
 does a usage error (`mirror: error: --concurrency: ...`, exit 2, with a pointer to the
-command's `--help`); the boxes rich draws are kept for `--help`. An interrupted run
-says how to resume. Exit codes: 0 done, 1 failed, 2 bad input or
+command's `--help`); `--help` itself is plain text that wraps to the terminal. An
+interrupted run says how to resume. Exit codes: 0 done, 1 failed, 2 bad input or
 config, 3 changes pending (`mirror plan`), 4 drift (upstream rebuilt a specific tag),
 130 interrupted.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-# typer (0.22 and later) carries its own copy of click; its errors are raised from there.
+# typer 0.29 carries its own copy of click; usage errors are raised from there.
 from typer._click import exceptions as click
 
 if TYPE_CHECKING:

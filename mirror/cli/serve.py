@@ -60,7 +60,7 @@ def serve(
     from mirror.service.app import create_app
     from mirror.service.service import Service
 
-    job = Job.from_options(config, source, target, repo, all_tags, concurrency)
+    job = Job.from_options(config, source, target, repo, all_tags, concurrency, deployments=True)
     settings = job.config.service
     if listen is not None:
         settings = settings.model_validate({**settings.model_dump(), "listen": listen})

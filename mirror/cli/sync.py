@@ -140,6 +140,7 @@ def _job(
         repo,
         all_tags,
         concurrency,
+        deployments=True,
         manifests=manifests or (),
         values=values,
         allow=allow or (),
@@ -295,7 +296,8 @@ def plan(
 
     Nothing is written. Exit code 0 when the target is up to date, 3 when changes
     are pending (including specific tags to lock on ACR, and referrers to copy), 4
-    when upstream rebuilt a specific tag (drift).
+    when upstream rebuilt a specific tag (drift), 1 when something could not be
+    looked at (a repository not listed, a manifest unfit, referrers not surveyed).
     """
     logs.configure()
     job = _job(
@@ -315,6 +317,8 @@ def plan(
         _print_plan(steps, locks, referrers)
         if job.demand is not None:
             _print_demand(job.demand, steps)
+    if prepared.unlisted:  # a plan that could not look everywhere is not "up to date"
+        raise typer.Exit(EXIT_FAILED)
     if any(step.drift for step in steps):
         raise typer.Exit(EXIT_DRIFT)
     if locks or referrers or any(step.pending for step in steps):

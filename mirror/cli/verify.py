@@ -62,7 +62,7 @@ def verify_command(
     """
     from mirror.ledger import Ledger
 
-    job = Job.from_options(config, source, target, repo, False, concurrency)
+    job = Job.from_options(config, source, target, repo, False, concurrency, deployments=True)
     logs.configure()
     source_store = open_store(job.source, job.config)
     target_store = open_store(job.target, job.config)

@@ -159,16 +159,28 @@ def _read_text(path: str | Path) -> str:
     return decode(data, str(path))
 
 
+# Keys whose values a printed diff must not show: the pull password, and the device's
+# own identity secrets that three lines of context can bring along.
+_SECRET_KEYS = frozenset({"password", "connection_string", "symmetric_key", "value"})
+
+
 def device_secrets(config: DeviceConfig) -> tuple[str, ...]:
-    """The password of `[agent.config.auth]` as written (quotes included), unless it is
-    a placeholder: what a printed diff must not show."""
-    auth = _container(config.document, AUTH)
-    password = auth.get("password") if auth is not None else None
-    if not isinstance(password, String) or not password.value:
-        return ()
-    if find_placeholders(password.value):
-        return ()
-    return (password.as_string(),)
+    """Every secret in the file as written (quotes included): `[agent.config.auth]`
+    password, `[provisioning]` connection string, symmetric keys. What a printed diff
+    must not show; placeholders are not secrets."""
+    found: list[str] = []
+    _collect_secrets(config.document, found, inside_key=False)
+    return tuple(dict.fromkeys(found))
+
+
+def _collect_secrets(table: Any, found: list[str], *, inside_key: bool) -> None:
+    for key, value in table.items():
+        secret = key in _SECRET_KEYS and (key != "value" or inside_key)
+        if isinstance(value, String) and secret and value.value:
+            if not find_placeholders(value.value):
+                found.append(value.as_string())
+        elif isinstance(value, dict):
+            _collect_secrets(value, found, inside_key=key == "symmetric_key")
 
 
 # -- the rewrite ---------------------------------------------------------------------------

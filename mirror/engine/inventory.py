@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from mirror.engine.locks import lock_states
 from mirror.engine.pool import map_limited
 from mirror.errors import NotFound
+from mirror.governance.decide import rebuilt_from
 from mirror.governance.versions import parse_tag
 from mirror.transport.acr.metadata import AcrMetadata
 from mirror.transport.store import Store
@@ -39,13 +40,21 @@ class Held:
     locked: bool | None = None  # with `live`, on ACR
 
 
+def kind_of(tag: str, recorded: str | None = None) -> str:
+    """`specific`, `rolling`, `derived` (`1.5.3-rebuild-20260901`, a rebuild kept
+    apart) or `other`."""
+    if rebuilt_from(tag) is not None:
+        return "derived"
+    return recorded or parse_tag(tag).kind.value
+
+
 def from_ledger(ledger: Ledger, target: str, repositories: Sequence[str]) -> list[Held]:
     """The tags the ledger records as mirrored, held or pending, in version order."""
     return [
         Held(
             repository,
             state.tag,
-            state.kind or parse_tag(state.tag).kind.value,
+            kind_of(state.tag, state.kind),
             state.state,
             state.digest,
             state.mirrored,
@@ -71,7 +80,7 @@ def with_registry(
     entries = list(recorded)
     for repository, tags in zip(repositories, listed, strict=True):
         entries += [
-            Held(repository, tag, parse_tag(tag).kind.value, "unrecorded", None, None)
+            Held(repository, tag, kind_of(tag), "unrecorded", None, None)
             for tag in tags
             if (repository, tag) not in known
         ]

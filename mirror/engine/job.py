@@ -12,7 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mirror.deployment.demand import Demand, collect, read_manifests
 from mirror.errors import ConfigError
 from mirror.governance.decide import Governance
 from mirror.governance.named import Naming
@@ -22,6 +21,7 @@ from mirror.reference import validate_repository
 from mirror.settings.config import Config, load_config
 
 if TYPE_CHECKING:
+    from mirror.deployment.demand import Demand
     from mirror.governance.policy import Policy
     from mirror.governance.releases import ReleaseFeed
 
@@ -49,14 +49,16 @@ class Job:
         all_tags: bool,
         concurrency: int | None,
         *,
+        deployments: bool = False,
         manifests: Sequence[Path] = (),
         values: Mapping[str, str] | None = None,
         allow: Sequence[str] = (),
     ) -> Job:
-        """The job the flags and the config describe. With `manifests` (or the config's
-        `deployments`), the images they name are mirrored as well; with `manifests`,
-        only those (and, for the configured repositories they name, what the policy
-        selects)."""
+        """The job the flags and the config describe. With `deployments` (the commands
+        that mirror: sync, plan, verify, serve), the images deployment manifests name
+        are mirrored too: those of `manifests` alone (and, for the configured
+        repositories they name, what the policy selects), else those of the config's
+        `deployments` on top of the policy's selection, unless `repos` are named."""
         for option, value in (("--source", source), ("--target", target)):
             if value is not None and not value.strip():
                 raise ConfigError(f"{option}: empty; give a registry (host[:port]) or oci:PATH")
@@ -76,17 +78,25 @@ class Job:
             all_tags=all_tags,
             concurrency=config.concurrency,
         )
+        if not deployments or (repos and not manifests):
+            return job
         return job._naming(manifests, values or {}, allow)
 
     def _naming(
         self, manifests: Sequence[Path], values: Mapping[str, str], allow: Sequence[str]
     ) -> Job:
         """This job with what the deployment manifests name (if any are given)."""
+        from mirror.deployment.demand import collect, read_manifests  # only when there are some
+
         settings = self.config.deployments
         paths = list(manifests) or settings.paths()
         if not paths:
             return self
-        known = {**os.environ, **settings.set, **values}
+        if self.all_tags:
+            raise ConfigError("--all-tags and deployment manifests do not go together")
+        secrets = _secret_variables(self.config.model_dump())
+        environment = {k: v for k, v in os.environ.items() if k not in secrets}
+        known = {**environment, **settings.set, **values}
         demand = collect(read_manifests(paths), registries=settings.registries, values=known)
         named = demand.repositories()
         configured = self.repositories
@@ -152,3 +162,19 @@ class Job:
             allow_backwards=allow_backwards,
             today=datetime.now(UTC).date(),
         )
+
+
+def _secret_variables(settings: object) -> set[str]:
+    """The environment variables the config names as holding secrets (every `*_env`
+    setting): never substituted into an image, so never printed as part of one."""
+    found: set[str] = set()
+    if isinstance(settings, dict):
+        for key, value in settings.items():
+            if str(key).endswith("_env") and isinstance(value, str):
+                found.add(value)
+            else:
+                found |= _secret_variables(value)
+    elif isinstance(settings, list | tuple):
+        for item in settings:
+            found |= _secret_variables(item)
+    return found

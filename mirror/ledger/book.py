@@ -20,7 +20,7 @@ from mirror.governance.audit import Recorded
 from mirror.governance.decide import rebuilt_from
 from mirror.governance.versions import parse_tag
 from mirror.ledger import queries
-from mirror.ledger.schema import SELECT_VERSION, migrate, outdated
+from mirror.ledger.schema import migrate
 from mirror.ledger.storage import (
     Backend,
     LedgerError,
@@ -219,24 +219,8 @@ class Ledger:
 
     def _fetch(self, sql: str, params: Params) -> list[Row]:
         with self._guard("reading"):
-            if not self._ready:
-                self._ready = self._backend.ready()
-                if self._ready:
-                    self._bring_up_to_date()
+            self._ready = self._ready or self._backend.ready()
             return self._backend.fetch(sql, params) if self._ready else []
-
-    def _bring_up_to_date(self) -> None:
-        """Before the first read, the schema brought up to date where the ledger can be
-        written (a migration may rename what reads look for); otherwise read as it is."""
-        if not outdated(self._backend.fetch(SELECT_VERSION, {})):
-            return  # the usual case: one read, no write
-        try:
-            with self._backend.transaction() as tx:
-                migrate(tx)
-        except LedgerError:  # written by a newer mirror: read, never written
-            return
-        except self._backend.errors:  # read-only
-            return
 
     def read(self, sql: str, params: Params) -> list[Row]:
         """Rows of one query (none from a ledger not yet written)."""

@@ -138,20 +138,15 @@ MIGRATIONS: tuple[Migration, ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 _CREATE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS mirror_schema (version INTEGER NOT NULL)"
-SELECT_VERSION = "SELECT MAX(version) FROM mirror_schema"
+_SELECT_VERSION = "SELECT MAX(version) FROM mirror_schema"
 _INSERT_VERSION = "INSERT INTO mirror_schema (version) VALUES (:version)"
 _DELETE_OLDER_VERSIONS = "DELETE FROM mirror_schema WHERE version < :version"
-
-
-def outdated(rows: list[tuple[object, ...]]) -> bool:
-    """Whether `SELECT_VERSION`'s rows name a schema older than this mirror's."""
-    return not rows or rows[0][0] is None or int(str(rows[0][0])) < SCHEMA_VERSION
 
 
 def migrate(tx: Transaction) -> int:
     """Bring the schema up to `SCHEMA_VERSION`; return the version found before."""
     tx.execute(_CREATE_VERSION_TABLE)
-    rows = tx.fetch(SELECT_VERSION)
+    rows = tx.fetch(_SELECT_VERSION)
     found = int(rows[0][0]) if rows and rows[0][0] is not None else 0
     if found > SCHEMA_VERSION:
         raise LedgerError(

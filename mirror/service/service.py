@@ -151,7 +151,7 @@ class Service:
         verify = self.settings.verify
         if not verify.enabled:
             return None
-        return Verifier(self.runner, self._source, self._target, self.metrics, deep=verify.deep)
+        return Verifier(self.runner, self.metrics, deep=verify.deep)
 
     def _scheduler(self) -> Any:
         from apscheduler.jobstores.memory import MemoryJobStore
@@ -187,7 +187,8 @@ class Service:
         if self.verifier is not None:  # the first one after a full period: runs come first
             every = settings.verify.every
             interval = IntervalTrigger(seconds=every, start_date=epoch, timezone=UTC)
-            scheduler.add_job(self.verifier.run, interval, id="verify")
+            first = now + timedelta(seconds=every)
+            scheduler.add_job(self.verifier.run, interval, id="verify", next_run_time=first)
         return scheduler
 
     def _schedule_trigger(self, schedule: Schedule) -> Any:

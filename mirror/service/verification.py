@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mirror.engine.connect import open_store
 from mirror.engine.run import Runner
 from mirror.engine.verify import EXIT_CODES, Verification, expectations, mirrored_tags, verify
 from mirror.errors import MirrorError
 from mirror.logs import get_logger
 from mirror.service.metrics import Metrics
-from mirror.transport.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +46,8 @@ class Checked:
 class Verifier:
     """Verifies one service's target; `last` is the latest verification that ran."""
 
-    def __init__(
-        self, runner: Runner, source: Store, target: Store, metrics: Metrics, *, deep: bool
-    ) -> None:
+    def __init__(self, runner: Runner, metrics: Metrics, *, deep: bool) -> None:
         self.runner = runner
-        self.source = source
-        self.target = target
         self.metrics = metrics
         self.deep = deep
         self.last: Checked | None = None
@@ -75,12 +71,20 @@ class Verifier:
         return checked
 
     def _verify(self) -> Verification:
+        """One verification, on stores of its own (as a run has): what it learns of the
+        registries, or a failure, stays with it."""
         job = self.runner.job
-        wanted = mirrored_tags(self.target, job.repositories)
-        expect = expectations(job, self.runner.ledger, self.target, wanted)
-        return verify(
-            self.source, self.target, wanted, expect, deep=self.deep, concurrency=job.concurrency
-        )
+        source = open_store(job.source, job.config)
+        target = open_store(job.target, job.config)
+        try:
+            wanted = mirrored_tags(target, job.repositories)
+            expect = expectations(job, self.runner.ledger, target, wanted)
+            return verify(
+                source, target, wanted, expect, deep=self.deep, concurrency=job.concurrency
+            )
+        finally:
+            source.close()
+            target.close()
 
     def _report(self, checked: Checked) -> None:
         found = checked.found

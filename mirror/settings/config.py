@@ -72,7 +72,8 @@ class Deployments(Settings):
         return {"files": value} if isinstance(value, list) else value
 
     def paths(self, cwd: Path | None = None) -> list[Path]:
-        """The files named (globs expanded, relative to `cwd`), in order, each once."""
+        """The files named (globs expanded, relative to `cwd`), in order, each once; a
+        pattern that matches nothing is an error, not a quiet empty list."""
         base = cwd or Path.cwd()
         found: list[Path] = []
         for pattern in self.files:
@@ -81,6 +82,11 @@ class Deployments(Settings):
                 if _is_glob(pattern)
                 else [base / pattern]
             )
+            if not matched:
+                raise ConfigError(
+                    f"deployments.files: {pattern!r} matches no file (paths are relative to "
+                    f"the working directory, {base})"
+                )
             found += [path for path in matched if path not in found]
         return found
 

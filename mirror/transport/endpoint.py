@@ -93,7 +93,7 @@ class Endpoint:
         port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
         if port and not 0 < int(port) < 65536:
             raise ConfigError(f"not a registry address: {text!r}: port {port} is not 1-65535")
-        if port == {"https": "443", "http": "80"}[scheme]:  # one name per registry
+        if port == "443":  # one name per registry: `host:443` is `host`
             host = host[: -len(port) - 1]
         if scheme == "http" and not (insecure or is_loopback(host)):
             raise ConfigError(
@@ -110,7 +110,7 @@ class Endpoint:
 
 def registry_name(text: str) -> str:
     """The one name of the registry `text` addresses, however it is spelled: no scheme,
-    no default port, lower case, no trailing slash (`HTTP://Registry.local:80/` ->
+    no `:443`, lower case, no trailing slash (`HTTPS://Registry.local:443/` ->
     `registry.local`). What the ledger and the config's `registries` are keyed by."""
     return Endpoint.parse(text.rstrip("/"), insecure=True).host
 

@@ -29,6 +29,7 @@ from mirror.errors import (
     RegistryError,
     Unreachable,
 )
+from mirror.logs import get_logger
 from mirror.manifest import ACCEPT, OCI_INDEX, Descriptor, Manifest
 from mirror.referrers import (
     NONE,
@@ -133,10 +134,15 @@ class RegistryClient:
                 if attempt == attempts or timeouts > 1 or _untrusted(exc):
                     raise Unreachable(f"cannot reach {self.name}: {reason}") from exc
                 RETRIES.retried()
+                get_logger().debug("request.retry", registry=self.name, reason=reason)
                 time.sleep(self.retry.delay(attempt))
                 continue
             RETRIES.answered(response.status_code)
             self.breaker.answered(response.status_code)
+            get_logger().debug(
+                "request", registry=self.name, method=method, path=request.url.path,
+                status=response.status_code, attempt=attempt,
+            )  # fmt: skip
             if attempt < attempts and self.retry.retryable(response):
                 response.close()
                 RETRIES.retried()

@@ -196,7 +196,8 @@ def test_the_configs_deployments_add_to_the_policy_for_every_run(
         "  set: {EDGE_RUNTIME_VERSION: '1.5'}\n"
     )
     monkeypatch.chdir(tmp_path)
-    job = Job.from_options(config, None, None, None, False, None)
+    job = Job.from_options(config, None, None, None, False, None, deployments=True)
+    assert Job.from_options(config, None, None, None, False, None).demand is None  # tags list
     assert job.repositories == (AGENT, HUB, COLLECTOR, SENSOR)
     select = job.selector()
     chosen = {
@@ -207,3 +208,26 @@ def test_the_configs_deployments_add_to_the_policy_for_every_run(
     assert set(chosen) == {"1.1", "1.1.13", "1.5", "1.5.3", "1.6.1"}  # the policy's lines, and 1.1
     assert chosen["1.1"].startswith("select: named by ") and "03_Azure" in chosen["1.1"]
     assert [v.tag for v in select(SENSOR, ["1.0", "1.5.3"]) if v.selected] == ["1.0"]
+
+
+def test_a_secret_in_the_environment_is_never_substituted_into_an_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = json.loads((DATA / "04_Azure_iotedgedev_tool-template.json").read_text())
+    text = json.dumps(manifest).replace("${EDGE_RUNTIME_VERSION}", "${PULL_SECRET}")
+    (tmp_path / "d.json").write_text(text)
+    (tmp_path / "mirror.yaml").write_text(
+        "version: 1\nregistries:\n  myacr.azurecr.io:\n"
+        "    pull: {type: basic, username: u, password_env: PULL_SECRET}\n"
+    )
+    monkeypatch.setenv("PULL_SECRET", "hunter2")
+    monkeypatch.setenv("EDGE_RUNTIME_VERSION", "1.5")
+    monkeypatch.chdir(tmp_path)
+    job = Job.from_options(
+        None, None, None, None, False, None, deployments=True, manifests=[tmp_path / "d.json"]
+    )
+    assert job.demand is not None
+    assert [p.image for p in job.demand.unresolved] == [
+        f"mcr.microsoft.com/{name}:${{PULL_SECRET}}" for name in (AGENT, HUB)
+    ]
+    assert "hunter2" not in repr(job.demand)

@@ -153,6 +153,9 @@ def test_quiet_keeps_warnings_and_errors_only(
     assert quiet.stderr == ""  # a run that went well says nothing
     loud = run_mirror("sync", *common, cwd=tmp_path)
     assert "level=info event=sync.done" in loud.stderr
+    assert "level=debug" not in loud.stderr
+    verbose = run_mirror("-v", "sync", *common, cwd=tmp_path)
+    assert "level=debug event=request " in verbose.stderr  # every request, with its answer
     both = run_mirror("-q", "-v", "plan", cwd=tmp_path)
     assert both.returncode == 2
     assert both.stderr.strip() == "mirror: error: --quiet and --verbose do not go together"

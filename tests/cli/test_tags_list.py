@@ -61,3 +61,12 @@ def test_an_empty_ledger_says_what_to_do(tmp_path: Path, target: Registry) -> No
     result = run_mirror("tags", "list", "--target", target.url, cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout.startswith("nothing recorded: run mirror sync first")
+
+
+def test_a_rebuild_kept_apart_is_listed_as_derived() -> None:
+    from mirror.engine.inventory import kind_of
+
+    assert kind_of("1.5.3-rebuild-20260901", "specific") == "derived"
+    assert kind_of("1.5.3") == "specific"
+    assert kind_of("1.5") == "rolling"
+    assert kind_of("latest") == "other"

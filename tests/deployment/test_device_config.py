@@ -213,3 +213,26 @@ def test_lines_are_found_for_every_way_of_writing_a_key() -> None:
     assert config.line("agent", "config", "auth") == 31  # absent: the enclosing table
     inline = read_device_config(CORPUS[0])
     assert inline.line("agent", "config", "createOptions", "HostConfig") == 335
+
+
+def test_a_diff_never_shows_the_devices_own_secrets(tmp_path: Path) -> None:
+    from tests.support.commands import run_mirror
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[provisioning]\nsource = "manual"\n'
+        'connection_string = "HostName=h;DeviceId=d;SharedAccessKey=c2VjcmV0LWtleQ=="\n'
+        "[agent.config]\n"
+        'image = "mcr.microsoft.com/azureiotedge-agent:1.5"\n'
+        "[provisioning.attestation]\n"
+        'symmetric_key = { value = "aW5saW5lLWtleQ==" }\n'
+    )
+    result = run_mirror(
+        "rewrite", str(config), "--registry", "myacr.azurecr.io", "--offline", "--diff",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert '+image = "myacr.azurecr.io/azureiotedge-agent:1.5"' in result.stdout
+    assert 'connection_string = "***"' in result.stdout  # in the diff's context, hidden
+    for secret in ("c2VjcmV0LWtleQ==", "aW5saW5lLWtleQ=="):
+        assert secret not in result.stdout + result.stderr
