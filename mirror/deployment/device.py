@@ -387,5 +387,7 @@ def _header_line(text: str, keys: tuple[str, ...]) -> int | None:
     names = r"[ \t]*\.[ \t]*".join(
         rf"(?:{re.escape(k)}|\"{re.escape(k)}\"|'{re.escape(k)}')" for k in keys
     )
-    found = re.search(rf"^[ \t]*\[[ \t]*{names}[ \t]*\][ \t]*(?:#.*)?$", text, re.MULTILINE)
+    found = re.search(
+        rf"^[ \t]*\[[ \t]*{names}[ \t]*\][ \t]*(?:#[^\r\n]*)?\r?$", text, re.MULTILINE
+    )
     return text.count("\n", 0, found.start()) + 1 if found else None

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mirror.deployment.device import AGENT, AUTH, CREATE_OPTIONS, IMAGE, DeviceConfig
+from mirror.deployment.device import AGENT, AGENT_CONFIG, AUTH, CREATE_OPTIONS, IMAGE, DeviceConfig
 from mirror.deployment.document import Document, JObject, JString, to_python
 from mirror.deployment.images import ImageKind, ImageString, classify
 from mirror.deployment.lint.containers import log_problem
@@ -187,16 +187,20 @@ def _auth_identity(ctx: DeviceContext, auth: dict[str, Any]) -> Iterator[Issue]:
 
 
 def _log_limits(ctx: DeviceContext) -> Iterator[Issue]:
+    """The bootstrap agent's log limits; no `createOptions` at all has none either."""
     options = ctx.config.value(*CREATE_OPTIONS)
-    if ctx.settings.daemon_log_policy or not isinstance(options, dict):
+    if ctx.settings.daemon_log_policy or not isinstance(ctx.config.value(*AGENT_CONFIG), dict):
         return
-    host_config = options.get("HostConfig")
+    if options is not None and not isinstance(options, dict):
+        return
+    host_config = (options or {}).get("HostConfig")
     log_config = host_config.get("LogConfig") if isinstance(host_config, dict) else None
     problem = log_problem(log_config)
     if problem:
+        where = (*CREATE_OPTIONS, "HostConfig", "LogConfig") if options else AGENT_CONFIG
         yield ctx.issue(
             "log-limits",
-            (*CREATE_OPTIONS, "HostConfig", "LogConfig"),
+            where,
             f"the bootstrap edgeAgent {problem}: set [agent.config.createOptions.HostConfig."
             'LogConfig] Type = "json-file" and Config = { max-size = "10m", max-file = "3" },'
             " or set the limits daemon-wide in /etc/docker/daemon.json",

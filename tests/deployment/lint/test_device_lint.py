@@ -197,3 +197,16 @@ def test_a_malformed_config_is_one_error_and_the_others_are_linted(tmp_path: Pat
     assert str(error).startswith(f"{tmp_path / 'bad.toml'}:2: not valid TOML: ")
     assert [f.rule for f in report.findings] == ["rolling-runtime-tag"]
     assert isinstance(report.findings[0], Finding)
+
+
+def test_no_create_options_at_all_has_no_log_limits_either() -> None:
+    text = '[agent.config]\nimage = "myacr.azurecr.io/azureiotedge-agent:1.5.44"\n'
+    assert [(rule, line) for rule, line, _ in lint(text) if rule == "log-limits"] == [
+        ("log-limits", 1)
+    ]
+
+
+def test_tables_are_found_on_their_header_line_with_crlf_endings() -> None:
+    text = '# c\r\n[agent]\r\nname = "edgeAgent"\r\n\r\n[agent.config]\r\nimage = "x:1.5.44"\r\n'
+    config = parse_device_config(text, "config.toml")
+    assert (config.line("agent"), config.line("agent", "config")) == (2, 5)
