@@ -36,6 +36,11 @@ class EventLogger:
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
 
+    @property
+    def debugging(self) -> bool:
+        """Whether debug events are shown: a caller on a hot path asks before building one."""
+        return self._logger.isEnabledFor(logging.DEBUG)
+
     def debug(self, event: str, **fields: Any) -> None:
         self._logger.debug(event, extra={_FIELDS: fields})
 

@@ -30,6 +30,16 @@ tags_app = typer.Typer(
 )
 app.add_typer(tags_app, name="tags", rich_help_panel="Mirroring")
 
+MirrorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        metavar="REGISTRY",
+        help="The mirror. Default: the config's target.",
+        show_default=False,
+    ),
+]
+
 
 @tags_app.command("list")
 def list_command(
@@ -41,15 +51,7 @@ def list_command(
             show_default=False,
         ),
     ] = None,
-    target: Annotated[
-        str | None,
-        typer.Option(
-            "--target",
-            metavar="REGISTRY",
-            help="The mirror. Default: the config's target.",
-            show_default=False,
-        ),
-    ] = None,
+    target: MirrorOption = None,
     live: Annotated[
         bool,
         typer.Option(
@@ -152,15 +154,7 @@ def audit(
             show_default=False,
         ),
     ] = None,
-    target: Annotated[
-        str | None,
-        typer.Option(
-            "--target",
-            metavar="REGISTRY",
-            help="The mirror registry to audit. Default: the config's target.",
-            show_default=False,
-        ),
-    ] = None,
+    target: MirrorOption = None,
     repo: Annotated[
         list[str] | None,
         typer.Option(

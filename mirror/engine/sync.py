@@ -109,10 +109,12 @@ class SyncOutcome:
 
 @dataclass
 class Preparation:
-    """What a run would do, before it writes anything: the decision per tag (`steps`),
-    the content to copy (`content`, referrers included), the referrers survey, and what
-    could not be looked at (`unlisted`: a repository not listed, a manifest unfit)."""
+    """What a run would do, before it writes anything: the repositories it looks at (the
+    scope's), the decision per tag (`steps`), the content to copy (`content`, referrers
+    included), the referrers survey, and what could not be looked at (`unlisted`: a
+    repository not listed, a manifest unfit)."""
 
+    repositories: Sequence[str]
     steps: list[TagStep]
     content: ContentPlan
     survey: Survey
@@ -153,7 +155,7 @@ def prepare(
     looked += found.failures
     manifests = {**fetched.manifests, **found.manifests}
     content = plan_content(writable, manifests, observation.present(), found.copies)
-    return Preparation(steps, content, found, looked)
+    return Preparation(repositories, steps, content, found, looked)
 
 
 def sync(
@@ -199,8 +201,8 @@ def sync(
     )
     outcome.interrupted = stop.is_set()
     if metadata is not None and not outcome.interrupted:
-        repositories = scope.repositories_of(repositories)
-        outcome.locks = plan_locks(outcome.steps, lock_states(metadata, repositories, concurrency))
+        states = lock_states(metadata, prepared.repositories, concurrency)
+        outcome.locks = plan_locks(outcome.steps, states)
         written = {(write.repository, write.tag) for write in outcome.result.tags}
         outcome.locking = apply_locks(target, metadata, outcome.locks, written, concurrency)
     return outcome

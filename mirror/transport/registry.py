@@ -139,10 +139,11 @@ class RegistryClient:
                 continue
             RETRIES.answered(response.status_code)
             self.breaker.answered(response.status_code)
-            get_logger().debug(
-                "request", registry=self.name, method=method, path=request.url.path,
-                status=response.status_code, attempt=attempt,
-            )  # fmt: skip
+            if (log := get_logger()).debugging:
+                log.debug(
+                    "request", registry=self.name, method=method, path=request.url.path,
+                    status=response.status_code, attempt=attempt,
+                )  # fmt: skip
             if attempt < attempts and self.retry.retryable(response):
                 response.close()
                 RETRIES.retried()

@@ -70,9 +70,8 @@ def test_help_fits_80_columns_without_cutting_a_word(tmp_path: Path, command: li
 
 @pytest.fixture
 def terminal(tmp_path: Path) -> Iterator[str]:
-    """A tmux session, 80x40, in `tmp_path`; its name."""
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+    """A tmux session, 80x40, in `tmp_path`; its name (`.ci/run` installs tmux)."""
+    assert shutil.which("tmux") is not None, "tmux is not installed: apt-get install tmux"
     name = f"mirror-{uuid.uuid4().hex[:8]}"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "40", "-c", str(tmp_path)],

@@ -70,22 +70,30 @@ def credential_hygiene(ctx: LintContext) -> Iterator[Issue]:
         address = entry.text("address")
         if not username or has_placeholder(username):
             continue
-        if address and username.lower() == normalise_address(address).split(".")[0]:
-            yield ctx.issue(
-                "credential-hygiene",
-                entry.field("username") or entry.located,
-                f"registry credential {entry.name!r} uses the registry's admin user: give"
-                " devices a token or service principal with pull rights only (acrPull) and"
-                " disable the admin user",
-            )
-        push = ctx.settings.push_username
-        if push and username.lower() == push.lower():
-            yield ctx.issue(
-                "credential-hygiene",
-                entry.field("username") or entry.located,
-                f"registry credential {entry.name!r} is the identity the mirror pushes with:"
-                " devices must get a separate pull-only identity",
-            )
+        where = entry.field("username") or entry.located
+        for message in identity_problems(
+            f"registry credential {entry.name!r}", username, address, ctx.settings.push_username
+        ):
+            yield ctx.issue("credential-hygiene", where, message)
+
+
+def identity_problems(
+    who: str, username: str, address: str | None, push_username: str | None
+) -> list[str]:
+    """What is wrong with the identity devices pull as (`who` names where it is set):
+    the registry's admin user, or the identity the mirror pushes with."""
+    problems = []
+    if address and username.lower() == normalise_address(address).split(".")[0]:
+        problems.append(
+            f"{who} uses the registry's admin user: give devices a token or service"
+            " principal with pull rights only (acrPull) and disable the admin user"
+        )
+    if push_username and username.lower() == push_username.lower():
+        problems.append(
+            f"{who} is the identity the mirror pushes with: devices must get a separate"
+            " pull-only identity"
+        )
+    return problems
 
 
 def _literal_secret(ctx: LintContext, entry: CredentialEntry) -> Iterator[Issue]:

@@ -22,7 +22,7 @@ from mirror.deployment.document import Document, JObject, JString, to_python
 from mirror.deployment.images import ImageKind, ImageString, classify
 from mirror.deployment.lint.containers import log_problem
 from mirror.deployment.lint.context import Issue, has_placeholder
-from mirror.deployment.lint.credentials import normalise_address
+from mirror.deployment.lint.credentials import identity_problems, normalise_address
 from mirror.deployment.lint.finding import Severity
 from mirror.deployment.runtime import DEFAULT_CATALOG, RuntimeCatalog, Support
 from mirror.deployment.settings import LintSettings, matches_any
@@ -168,22 +168,11 @@ def _auth_identity(ctx: DeviceContext, auth: dict[str, Any]) -> Iterator[Issue]:
     username, address = auth.get("username"), auth.get("serveraddress")
     if not isinstance(username, str) or not username or has_placeholder(username):
         return
-    where = (*AUTH, "username")
-    if isinstance(address, str) and username.lower() == normalise_address(address).split(".")[0]:
-        yield ctx.issue(
-            "credential-hygiene",
-            where,
-            "[agent.config.auth] uses the registry's admin user: give devices a token or"
-            " service principal with pull rights only (acrPull) and disable the admin user",
-        )
-    push = ctx.settings.push_username
-    if push and username.lower() == push.lower():
-        yield ctx.issue(
-            "credential-hygiene",
-            where,
-            "[agent.config.auth] is the identity the mirror pushes with: devices must get a"
-            " separate pull-only identity",
-        )
+    server = address if isinstance(address, str) else None
+    for message in identity_problems(
+        "[agent.config.auth]", username, server, ctx.settings.push_username
+    ):
+        yield ctx.issue("credential-hygiene", (*AUTH, "username"), message)
 
 
 def _log_limits(ctx: DeviceContext) -> Iterator[Issue]:

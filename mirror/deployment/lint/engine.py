@@ -10,7 +10,7 @@ linted with the rules of `device`, and so is Moby's `daemon.json` when one is gi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,29 +108,33 @@ def lint_device_config(
 ) -> list[Finding]:
     """Every finding of the enabled rules on a device config, graded and sorted by line."""
     settings = settings or LintSettings()
-    findings = []
-    for issue in device_issues(DeviceContext(config, settings, catalog)):
-        if issue.rule in settings.disabled:
-            continue
-        line, column = config.line_of(issue.anchor), config.column_of(issue.anchor)
-        finding = grade(issue, settings, config.file, line, column)
-        if finding is not None:
-            findings.append(finding)
-    return sorted(findings, key=lambda f: (f.line, f.column, f.rule, f.path))
+    issues = device_issues(DeviceContext(config, settings, catalog))
+    return _graded(issues, settings, config.file, config.line_of, config.column_of)
 
 
 def lint_daemon_json(document: Document, settings: LintSettings | None = None) -> list[Finding]:
-    """The findings on Moby's daemon.json (its default log limits)."""
+    """The findings on Moby's daemon.json (its default log limits), sorted by line."""
     settings = settings or LintSettings()
+    issues = daemon_log_issues(document)
+    return _graded(issues, settings, document.file, document.line_of, document.column_of)
+
+
+def _graded(
+    issues: Iterable[Issue],
+    settings: LintSettings,
+    file: str,
+    line_of: Callable[[int], int],
+    column_of: Callable[[int], int],
+) -> list[Finding]:
+    """The enabled `issues` as graded findings of `file`, sorted by line."""
     findings = []
-    for issue in daemon_log_issues(document):
+    for issue in issues:
         if issue.rule in settings.disabled:
             continue
-        line, column = document.line_of(issue.anchor), document.column_of(issue.anchor)
-        finding = grade(issue, settings, document.file, line, column)
+        finding = grade(issue, settings, file, line_of(issue.anchor), column_of(issue.anchor))
         if finding is not None:
             findings.append(finding)
-    return findings
+    return sorted(findings, key=lambda f: (f.line, f.column, f.rule, f.path))
 
 
 @dataclass(frozen=True)
