@@ -172,8 +172,17 @@ def test_a_completed_run_is_recorded(
     all_tags: bool,
 ) -> None:
     runner = Runner(make_job(upstream.url, target.url, all_tags=all_tags), ledger)
-    report = run(runner, triggered_by="schedule")
-    assert (report.state, report.error, report.ledger_error) == ("completed", None, None)
+    reporter = Quiet()
+    report = run(runner, triggered_by="schedule", reporter=reporter)
+    assert report.outcome is not None
+    failures = [f"{what}: {why}" for what, why in report.outcome.failures]
+    failures += report.outcome.result.not_attempted + reporter.failures
+    assert (report.state, report.error, report.ledger_error, failures) == (
+        "completed",
+        None,
+        None,
+        [],
+    )
     assert report.outcome is not None and report.outcome.ok
     assert written(report) == expected_tags(all_tags)
     assert_mirrored_as_upstream(seeder, target_seeder, expected_tags(all_tags))

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,13 @@ class ServerGuard:
     def check(cls, what: str) -> None:
         if not cls.allowed:
             raise RuntimeError(f"this test starts {what}: mark it @pytest.mark.registry")
+
+
+IDENTITY_HEADER = "X-Test-Registry"  # each registry answers with its own `identity`
+
+
+class PortTaken(Exception):
+    """Another server answered on the port a registry was to listen on."""
 
 
 _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
@@ -71,6 +79,8 @@ class Registry:
     extra_config: dict[str, Any] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    identity: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _log_start: int = field(default=0, repr=False)
 
     @property
     def address(self) -> str:
@@ -85,6 +95,10 @@ class Registry:
         return self.root / "storage"
 
     @property
+    def log(self) -> Path:
+        return self.root / "registry.log"
+
+    @property
     def access_log(self) -> Path:
         return self.root / "access.log"
 
@@ -97,22 +111,48 @@ class Registry:
                 "delete": {"enabled": True},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },
-            "http": {"addr": self.address, "secret": f"test-{self.name}-secret"},
+            "http": {
+                "addr": self.address,
+                "secret": f"test-{self.name}-secret",
+                "headers": {IDENTITY_HEADER: [self.identity]},
+            },
         }
         return _merged(config, self.extra_config)
 
     def start(self) -> Registry:
+        """Start on `port`, or on a free one when `port` is 0. A free port can be taken
+        by another test process before this registry binds it: then another is tried."""
         ServerGuard.check("a docker-registry")
         if not Path(REGISTRY_BIN).exists():
             raise RuntimeError(
                 f"{REGISTRY_BIN} not found: install Debian's docker-registry package"
             )
         self.root.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or free_port()
+        if self.port:
+            self._start()
+            return self
+        for _ in range(5):
+            self.port = free_port()
+            try:
+                self._start()
+                return self
+            except PortTaken:
+                continue
+        raise RuntimeError(f"registry {self.name}: every free port tried was taken")
+
+    def _start(self) -> None:
+        try:
+            self._launch()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _launch(self) -> None:
         config_file = self.root / "config.yml"
         config_file.write_text(yaml.safe_dump(self.config()))
         stdout = self.access_log.open("ab")
-        stderr = (self.root / "registry.log").open("ab")
+        stderr = self.log.open("ab")
+        self._log_start = stderr.tell()
         self.process = subprocess.Popen(
             [REGISTRY_BIN, "serve", str(config_file)],
             stdout=stdout,
@@ -122,19 +162,25 @@ class Registry:
         stdout.close()
         stderr.close()
         self._wait_ready()
-        return self
 
     def _wait_ready(self) -> None:
+        """Wait until this registry answers: an answer from another server on the port
+        (it lacks this one's identity header) means the port was taken."""
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                log = (self.root / "registry.log").read_text()[-2000:]
+                log = self.log.read_text()[self._log_start :][-2000:]
+                if "address already in use" in log:
+                    raise PortTaken(self.address)
                 raise RuntimeError(f"registry {self.name} exited: {log}")
             try:
-                httpx.get(f"{self.url}/v2/", timeout=0.5)
-                return
+                response = httpx.get(f"{self.url}/v2/", timeout=0.5)
             except httpx.TransportError:
                 time.sleep(0.05)
+                continue
+            if response.headers.get(IDENTITY_HEADER) != self.identity:
+                raise PortTaken(self.address)
+            return
         raise RuntimeError(f"registry {self.name} did not start on {self.address}")
 
     def stop(self) -> None:

@@ -29,6 +29,6 @@ class Quiet:
         return None
 
     def failed(self, what: str, error: BaseException) -> None:
+        self.failures.append(f"{what}: {error}")  # kept: a raise in a copy thread is not shown
         if self.strict:
             raise AssertionError(f"{what}: {error}")
-        self.failures.append(f"{what}: {error}")
