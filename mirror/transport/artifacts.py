@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -68,6 +69,8 @@ class ArtifactPusher:
     def __init__(self, client: RegistryClient, *, verify: bool | str = True) -> None:
         self.client = client
         self.verify = verify
+        self._configs: dict[str, threading.Lock] = {}  # repository: its empty config sent
+        self._configs_lock = threading.Lock()
 
     def push(
         self,
@@ -94,8 +97,9 @@ class ArtifactPusher:
         registry = self._registry(repository, subject.digest)
         name = self.client.full_name(repository)
         container = registry.get_container(f"{self.client.endpoint.host}/{name}")
-        for blob, data in ((EMPTY_CONFIG, b"{}"), (layer, content)):
-            _upload(registry, container, blob, data, self.client.name)
+        with self._config_lock(repository):
+            _upload(registry, container, EMPTY_CONFIG, b"{}", self.client.name)
+        _upload(registry, container, layer, content, self.client.name)
         url = f"{self.client.endpoint.url}/v2/{name}/manifests/{manifest.digest}"
         headers = {"Content-Type": manifest.media_type}
         response = registry.do_request(url, "PUT", data=manifest.raw, headers=headers)
@@ -103,6 +107,14 @@ class ArtifactPusher:
         if response.headers.get("OCI-Subject") != subject.digest:
             self.client.list_referrer(repository, subject.digest, manifest)
         return manifest
+
+    def _config_lock(self, repository: str) -> threading.Lock:
+        """Held while the empty config every artifact shares is sent to `repository`:
+        one push uploads it, the others find it there. Concurrent commits of one blob
+        rewrite the same link in the registry's storage, which a reader between the
+        truncation and the write sees empty (distribution's filesystem driver)."""
+        with self._configs_lock:
+            return self._configs.setdefault(repository, threading.Lock())
 
     def _registry(self, repository: str, reference: str) -> Any:
         endpoint = self.client.endpoint

@@ -23,6 +23,7 @@ from mirror.engine.run import Runner, RunReport
 from mirror.ledger import Ledger
 from mirror.referrers import fallback_tag
 from mirror.settings.config import Config
+from mirror.transport.artifacts import EMPTY_CONFIG
 from tests.support.commands import run_mirror
 from tests.support.images import OCI_INDEX, Pushed, Seeder, canonical, sha256
 from tests.support.referrers import ReferrersStandIn
@@ -254,6 +255,23 @@ def test_provenance_is_attached_with_oras_and_matches_its_schema(
         assert document["lock"] == "not-supported"
         tags.add(document["tag"])
     assert tags == {"1.5.3"}
+
+
+def test_the_records_of_one_run_send_the_empty_config_once_per_repository(
+    upstream: Registry, target: Registry, seeder: Seeder, ledger: Ledger
+) -> None:
+    for version in ("1.5.2", "1.5.3"):  # unsigned: no referrer brings the config first
+        seeder.push_release(AGENT, version, oci=True)
+    seeder.tag(AGENT, "1.5.3", "1.5")
+    mark = len(target.requests())
+    report = sync(Runner(job(upstream.url, target.url), ledger))
+    assert report.outcome is not None
+    assert len(report.outcome.provenance.records) == 3  # 1.5, 1.5.2, 1.5.3, pushed at once
+    empty = quote(EMPTY_CONFIG.digest)
+    uploads = [
+        r for r in target.requests_since(mark) if r.method == "PUT" and f"digest={empty}" in r.path
+    ]
+    assert len(uploads) == 1
 
 
 def verify_cli(
