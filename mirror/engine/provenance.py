@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from mirror import __version__
 from mirror.engine.plan import TagStep, TagWrite
 from mirror.engine.pool import map_limited
-from mirror.errors import MirrorError
+from mirror.errors import MirrorError, RegistryError
 from mirror.governance.decide import Governance
-from mirror.manifest import Manifest
+from mirror.ledger import Owed
+from mirror.manifest import Descriptor, Manifest
 from mirror.settings.config import Config
 from mirror.transport.artifacts import ArtifactPusher
 from mirror.transport.registry import RegistryClient
@@ -90,42 +91,90 @@ def record_annotations(document: Mapping[str, Any]) -> dict[str, str]:
 
 @dataclass
 class Attached:
-    """The records attached, and those that could not be: (what, why)."""
+    """The records attached; those that could not be (`failures`: what, why); the
+    records still owed afterwards, and the tags whose record is owed no more
+    (`settled`: attached now, or the tag has moved on)."""
 
     records: list[Manifest] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    owed: list[Owed] = field(default_factory=list)
+    settled: list[tuple[str, str]] = field(default_factory=list)
 
 
-Push = Callable[[TagWrite, dict[str, Any]], Manifest]
+Push = Callable[[str, Descriptor, bytes, Mapping[str, str]], Manifest]
 
 
-def attach(
+def build(
     run: Run,
     written: Sequence[TagWrite],
     steps: Iterable[TagStep],
     lock_of: Callable[[TagWrite], str],
     target_repository: Callable[[str], str],
+) -> list[Owed]:
+    """The record of every tag in `written`, not yet attached."""
+    decided = {(s.repository, s.tag): s for s in steps}
+    return [
+        Owed(
+            write.repository,
+            write.tag,
+            write.digest,
+            encode(
+                record(
+                    run,
+                    write,
+                    decided.get((write.repository, write.tag)),
+                    target_repository(write.repository),
+                    lock_of(write),
+                )
+            ).decode(),
+        )
+        for write in written
+    ]
+
+
+def due(owed: Iterable[Owed], steps: Iterable[TagStep], written: Iterable[TagWrite]) -> Attached:
+    """Which records earlier runs still owe are due now: those whose tag this run saw
+    still at the record's digest (`owed`). A tag written again by this run gets a new
+    record, and a tag that moved needs none (`settled`); a tag the run did not look
+    at keeps its debt for a later run (in neither list)."""
+    current = {(s.repository, s.tag): s.target_digest for s in steps}
+    rewritten = {(w.repository, w.tag) for w in written}
+    plan = Attached()
+    for debt in owed:
+        key = (debt.repository, debt.tag)
+        if key in rewritten or (key in current and current[key] != debt.digest):
+            plan.settled.append(key)
+        elif key in current:
+            plan.owed.append(debt)
+    return plan
+
+
+def attach(
+    records: Sequence[Owed],
+    subject_of: Callable[[Owed], Descriptor],
     push: Push,
     *,
     concurrency: int = 8,
 ) -> Attached:
-    """Push one record per tag written (`push` sends it); a failure fails that record."""
-    decided = {(s.repository, s.tag): s for s in steps}
+    """Push each record (`push` sends it); one that fails stays owed."""
 
-    def one(write: TagWrite) -> Manifest | str:
-        step = decided.get((write.repository, write.tag))
-        document = record(run, write, step, target_repository(write.repository), lock_of(write))
+    def one(debt: Owed) -> Manifest | str:
+        document = json.loads(debt.document)
         try:
-            return push(write, document)
+            subject = subject_of(debt)
+            content = debt.document.encode()
+            return push(debt.repository, subject, content, record_annotations(document))
         except MirrorError as error:
             return str(error)
 
     done = Attached()
-    for write, result in zip(written, map_limited(concurrency, one, written), strict=True):
+    for debt, result in zip(records, map_limited(concurrency, one, records), strict=True):
         if isinstance(result, Manifest):
             done.records.append(result)
+            done.settled.append((debt.repository, debt.tag))
         else:
-            done.failures.append((f"provenance of {write.repository}:{write.tag}", result))
+            done.failures.append((f"provenance of {debt.repository}:{debt.tag}", result))
+            done.owed.append(debt)
     return done
 
 
@@ -137,14 +186,13 @@ def attach_provenance(
     config: Config,
     *,
     acr: bool,
+    owed: Sequence[Owed] = (),
 ) -> Attached:
     """A record for every tag the run wrote into the registry `target`, where the policy
-    asks for one, pushed with oras-py as mirror's own identity there."""
+    asks for one, pushed with oras-py as mirror's own identity there; and the records
+    earlier runs owe (`owed`) for tags still where they were. A run that was stopped
+    attaches nothing: what it wrote is owed."""
     written = [w for w in outcome.result.tags if governance.carry_for(w.repository).provenance]
-    if not written:
-        return Attached()
-    settings = config.registry(target.endpoint.host)
-    pusher = ArtifactPusher(target, verify=str(settings.ca_bundle) if settings.ca_bundle else True)
     locked = set(outcome.locked)
 
     def lock_of(write: TagWrite) -> str:
@@ -152,11 +200,31 @@ def attach_provenance(
             return NO_LOCKS
         return LOCKED if (write.repository, write.tag) in locked else UNLOCKED
 
-    def push(write: TagWrite, document: dict[str, Any]) -> Manifest:
-        subject = write.manifest.descriptor()
-        content = encode(document)
-        return pusher.push(
-            write.repository, subject, ARTIFACT_TYPE, content, record_annotations(document)
-        )
+    new = build(run, written, outcome.steps, lock_of, target.full_name)
+    earlier = due(owed, outcome.steps, outcome.result.tags)
+    if outcome.interrupted:
+        return Attached(owed=[*new, *earlier.owed], settled=earlier.settled)
+    pending = [*new, *earlier.owed]
+    if not pending:
+        return Attached(settled=earlier.settled)
+    subjects = {w.digest: w.manifest.descriptor() for w in written}
 
-    return attach(run, written, outcome.steps, lock_of, target.full_name, push)
+    def subject_of(debt: Owed) -> Descriptor:
+        if debt.digest in subjects:
+            return subjects[debt.digest]
+        found = target.resolve(debt.repository, debt.digest)
+        if found is None:
+            raise RegistryError(f"{target.name}: {debt.repository}@{debt.digest} is gone")
+        return found
+
+    settings = config.registry(target.endpoint.host)
+    pusher = ArtifactPusher(target, verify=str(settings.ca_bundle) if settings.ca_bundle else True)
+
+    def push(
+        repository: str, subject: Descriptor, content: bytes, annotations: Mapping[str, str]
+    ) -> Manifest:
+        return pusher.push(repository, subject, ARTIFACT_TYPE, content, annotations)
+
+    done = attach(pending, subject_of, push)
+    done.settled += earlier.settled
+    return done

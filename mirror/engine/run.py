@@ -33,7 +33,7 @@ from mirror.transport.registry import RegistryClient
 if TYPE_CHECKING:
     from mirror.engine.job import Job
     from mirror.governance.releases import ReleaseFeed
-    from mirror.ledger import Ledger
+    from mirror.ledger import Ledger, Owed
 
 COMPLETED, FAILED, INTERRUPTED, SKIPPED = "completed", "failed", "interrupted", "skipped"
 
@@ -136,12 +136,18 @@ class Runner:
                 stop=stop,
                 memory=self._memory(),
             )
-            if isinstance(target, RegistryClient) and not outcome.interrupted:
+            if isinstance(target, RegistryClient):
                 run = Run(
                     report.run_id or "", job.source, job.target, report.triggered_by, report.started
                 )
                 outcome.provenance = attach_provenance(
-                    target, run, outcome, governance, job.config, acr=metadata is not None
+                    target,
+                    run,
+                    outcome,
+                    governance,
+                    job.config,
+                    acr=metadata is not None,
+                    owed=self._owed(),
                 )
             return outcome
         finally:
@@ -155,6 +161,15 @@ class Runner:
         except MirrorError as error:
             get_logger().warning("ledger.referrers_unread", error=str(error))
             return {}
+
+    def _owed(self) -> list[Owed]:
+        """The provenance records earlier runs could not attach (none, if the ledger
+        cannot say: they stay owed for a run that can)."""
+        try:
+            return self.ledger.provenance_owed(self.job.target)
+        except MirrorError as error:
+            get_logger().warning("ledger.provenance_unread", error=str(error))
+            return []
 
     def _record(self, report: RunReport) -> None:
         """Record the run in the ledger; a failure to is kept in the report, not raised,
@@ -172,6 +187,8 @@ class Runner:
                 triggered_by=report.triggered_by,
                 run_id=report.run_id,
                 referrers=outcome.referrer_states() if outcome else (),
+                owed=outcome.provenance.owed if outcome else (),
+                settled=outcome.provenance.settled if outcome else (),
             )
             report.recorded = True
         except MirrorError as error:

@@ -10,6 +10,9 @@ the ledger answers:
 - `specific_for`: the specific tag a rolling tag stands for (`mirror rewrite --pin specific`);
 - `drift_events`, `recorded`, `source_record`: what `mirror tags audit` compares against.
 
+It also keeps what the next run needs: what was learned of referrers
+(`referrer_memory`) and the provenance records still to attach (`provenance_owed`).
+
 The package in parts:
 
 - `book`: the `Ledger` itself: recording a run, asking questions;
@@ -24,7 +27,7 @@ tag was absent or held a digest when the run looked, and held the written digest
 the run was over.
 """
 
-from mirror.ledger.book import DriftEvent, Ledger, place
+from mirror.ledger.book import DriftEvent, Ledger, Owed, place
 from mirror.ledger.storage import LedgerError, default_location
 from mirror.ledger.timeline import Period, PointedAt, stamp
 
@@ -32,6 +35,7 @@ __all__ = [
     "DriftEvent",
     "Ledger",
     "LedgerError",
+    "Owed",
     "Period",
     "PointedAt",
     "default_location",

@@ -77,6 +77,18 @@ class Write(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Owed:
+    """A provenance record a run built but did not attach (the push failed, or the run
+    was stopped first): kept until a run finds the tag still at `digest` and attaches
+    it as it was built, naming the run that wrote the tag."""
+
+    repository: str
+    tag: str
+    digest: str
+    document: str  # the record's JSON
+
+
+@dataclass(frozen=True, slots=True)
 class DriftEvent:
     """Upstream moved a mirrored specific tag: the mirror kept `target_digest`.
 
@@ -259,13 +271,17 @@ class Ledger:
         triggered_by: str = "cli",
         run_id: str | None = None,
         referrers: Iterable[Remembered] = (),
+        owed: Iterable[Owed] = (),
+        settled: Iterable[tuple[str, str]] = (),
     ) -> str:
         """Record one sync run in one transaction; return its id.
 
         `steps` are the run's decisions (one observation each: the digests it saw, the
         action and why, drift), `written` the tags it actually wrote; `outcome` how it
         ended (`completed`, `failed`, `interrupted`), `triggered_by` what started it;
-        `referrers` what the run learned of the referrers of the subjects it surveyed.
+        `referrers` what the run learned of the referrers of the subjects it surveyed;
+        `owed` the provenance records still to attach after it, and `settled` the
+        (repository, tag) whose record is owed no more.
         """
         run_id = run_id or str(uuid.uuid4())
         target_name = place(target)
@@ -291,7 +307,14 @@ class Ledger:
             tx.execute_many(queries.INSERT_OBSERVATION, observations)
             tx.execute_many(queries.INSERT_WRITE, write_rows)
             tx.execute_many(queries.REMEMBER_REFERRERS, _remembered(referrers, common, done))
+            tx.execute_many(queries.SETTLE_PROVENANCE, _settled(settled, target_name))
+            tx.execute_many(queries.OWE_PROVENANCE, _owed(owed, target_name, done))
         return run_id
+
+    def provenance_owed(self, target: str) -> list[Owed]:
+        """The provenance records earlier runs into `target` built but did not attach."""
+        rows = self.read(queries.PROVENANCE_OWED, {"target": place(target)})
+        return [Owed(str(r), str(t), str(d), str(doc)) for r, t, d, doc in rows]
 
     def referrer_memory(self, target: str) -> dict[tuple[str, str], dict[str, str]]:
         """What earlier runs learned of referrers in `target`: per (repository, root
@@ -494,6 +517,24 @@ def _remembered(
             "checked": checked,
         }
         for s in states
+    ]
+
+
+def _settled(settled: Iterable[tuple[str, str]], target: str) -> list[dict[str, object]]:
+    return [{"target": target, "repository": r, "tag": t} for r, t in settled]
+
+
+def _owed(owed: Iterable[Owed], target: str, since: str) -> list[dict[str, object]]:
+    return [
+        {
+            "target": target,
+            "repository": o.repository,
+            "tag": o.tag,
+            "digest": o.digest,
+            "document": o.document,
+            "since": since,
+        }
+        for o in owed
     ]
 
 

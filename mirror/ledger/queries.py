@@ -158,3 +158,15 @@ REMEMBER_REFERRERS = """INSERT INTO mirror_referrers
 
 REFERRER_MEMORY = """SELECT repository, root, subject, fingerprint FROM mirror_referrers
     WHERE target = :target"""
+
+OWE_PROVENANCE = """INSERT INTO mirror_provenance_owed
+    (target, repository, tag, digest, document, since)
+    VALUES (:target, :repository, :tag, :digest, :document, :since)
+    ON CONFLICT (target, repository, tag)
+    DO UPDATE SET digest = excluded.digest, document = excluded.document"""
+
+SETTLE_PROVENANCE = """DELETE FROM mirror_provenance_owed
+    WHERE target = :target AND repository = :repository AND tag = :tag"""
+
+PROVENANCE_OWED = """SELECT repository, tag, digest, document FROM mirror_provenance_owed
+    WHERE target = :target ORDER BY repository, tag"""

@@ -134,6 +134,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "UPDATE mirror_triggers SET target = substr(target, 8) WHERE target LIKE 'http://%'",
         ),
     ),
+    Migration(
+        5,
+        "the provenance records a run built but did not attach (a failed push, a stopped "
+        "run), so that the next run attaches them",
+        (
+            """CREATE TABLE IF NOT EXISTS mirror_provenance_owed (
+                target TEXT NOT NULL,
+                repository TEXT NOT NULL,
+                tag TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                document TEXT NOT NULL,
+                since TEXT NOT NULL,
+                PRIMARY KEY (target, repository, tag)
+            )""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

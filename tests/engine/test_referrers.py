@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import jsonschema
 import pytest
 
 from mirror.engine.job import Job
+from mirror.engine.plan import TagWrite
 from mirror.engine.provenance import ARTIFACT_TYPE
 from mirror.engine.run import Runner, RunReport
 from mirror.ledger import Ledger
@@ -25,6 +28,7 @@ from mirror.referrers import fallback_tag
 from mirror.settings.config import Config
 from mirror.transport.artifacts import EMPTY_CONFIG
 from tests.support.commands import run_mirror
+from tests.support.faults import Fault, FaultProxy
 from tests.support.images import OCI_INDEX, Pushed, Seeder, canonical, sha256
 from tests.support.referrers import ReferrersStandIn
 from tests.support.registry import Registry
@@ -272,6 +276,78 @@ def test_the_records_of_one_run_send_the_empty_config_once_per_repository(
         r for r in target.requests_since(mark) if r.method == "PUT" and f"digest={empty}" in r.path
     ]
     assert len(uploads) == 1
+
+
+def records_of(seeder: Seeder, subject: str) -> list[dict[str, Any]]:
+    """The provenance records the referrers tag of `subject` lists, their content."""
+    documents = []
+    for entry in referrers_tag(seeder, subject):
+        if entry.get("artifactType") == ARTIFACT_TYPE:
+            manifest = json.loads(raw_manifest(seeder, str(entry["digest"])) or b"")
+            layer = manifest["layers"][0]["digest"]
+            documents.append(json.loads(seeder.client.get(f"/v2/{AGENT}/blobs/{layer}").content))
+    return documents
+
+
+def test_a_record_that_failed_is_owed_and_the_next_run_attaches_it(
+    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder, ledger: Ledger
+) -> None:
+    release = seeder.push_release(AGENT, "1.5.3", oci=True)
+    proxy = FaultProxy(target.url).start()
+    try:
+        refusing = proxy.add(Fault(r"/manifests/sha256-", method="PUT", status=500))
+        runner = Runner(job(upstream.url, proxy.url), ledger)
+        with runner.exclusive():
+            failed = runner.run(Quiet(strict=True))
+        assert failed.state == "failed" and refusing.fired > 0
+        assert failed.outcome is not None
+        assert [what for what, _ in failed.outcome.failures] == [f"provenance of {AGENT}:1.5.3"]
+        assert [o.tag for o in ledger.provenance_owed(proxy.url)] == ["1.5.3"]
+        assert records_of(target_seeder, release.digest) == []
+
+        proxy.faults.clear()
+        again = sync(runner)
+    finally:
+        proxy.stop()
+    assert again.outcome is not None and again.outcome.result.tags == []
+    assert ledger.provenance_owed(proxy.url) == []
+    [document] = records_of(target_seeder, release.digest)
+    assert document["run"]["id"] == failed.run_id  # the run that wrote the tag
+    assert document["tag"] == "1.5.3"
+    assert verify_cli(upstream, target, ledger).returncode == 0
+
+
+class StopAfterFirstTag(Quiet):
+    """Stops the run as soon as one tag is written (as SIGTERM would)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__(strict=True)
+        self.stop = stop
+
+    def tag_done(self, write: TagWrite) -> None:
+        self.stop.set()
+
+
+def test_the_tags_a_stopped_run_wrote_get_their_records_from_the_next_run(
+    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder, ledger: Ledger
+) -> None:
+    releases = {v: seeder.push_release(AGENT, v, oci=True) for v in ("1.5.2", "1.5.3")}
+    runner = Runner(job(upstream.url, target.url), ledger)
+    stop = threading.Event()
+    with runner.exclusive():
+        stopped = runner.run(StopAfterFirstTag(stop), stop=stop)
+    assert stopped.state == "interrupted" and stopped.outcome is not None
+    first = {w.tag for w in stopped.outcome.result.tags}
+    assert first and first < set(releases)
+    assert {o.tag for o in ledger.provenance_owed(target.url)} == first
+
+    sync(runner)
+    assert ledger.provenance_owed(target.url) == []
+    for version, release in releases.items():
+        [document] = records_of(target_seeder, release.digest)
+        assert document["tag"] == version
+        assert (document["run"]["id"] == stopped.run_id) == (version in first)
+    assert verify_cli(upstream, target, ledger).returncode == 0
 
 
 def verify_cli(

@@ -24,7 +24,7 @@ from mirror.engine.sync import sync
 from mirror.governance.decide import Action, Governance
 from mirror.governance.selection import select_all
 from mirror.governance.versions import parse_tag
-from mirror.ledger import Ledger, LedgerError, default_location, place
+from mirror.ledger import Ledger, LedgerError, Owed, default_location, place
 from mirror.ledger.schema import SCHEMA_VERSION
 from mirror.manifest import Manifest
 from mirror.transport.registry import RegistryClient
@@ -225,6 +225,48 @@ def test_history_shows_each_digest_once_per_side_with_when_it_was_mirrored(
         ("target", A, "1.5.1", T0 + minute, feb, T0 + minute),
         ("target", B, "1.5.2", feb + minute, mar, feb + minute),
     ]
+
+
+def test_provenance_owed_is_kept_per_target_until_settled(location: str) -> None:
+    """A run leaves records owed; a later run settles some and owes one again (its
+    newer document replaces the older); another target's debts are its own."""
+    first = [Owed(AGENT, "1.5.1", A, '{"n":1}'), Owed(AGENT, "1.5", A, '{"n":2}')]
+    steps = [step("1.5.1", "create", A), step("1.5", "create", A)]
+    with Ledger.open(location) as ledger:
+        assert ledger.provenance_owed(TARGET) == []
+        ledger.record_sync(
+            source=SOURCE,
+            target=TARGET,
+            steps=steps,
+            written=writes(steps),
+            started=T0,
+            finished=T0,
+            outcome="interrupted",
+            owed=first,
+        )
+        ledger.record_sync(
+            source=SOURCE,
+            target="elsewhere.example",
+            steps=[],
+            written=[],
+            started=T0,
+            finished=T0,
+            owed=[Owed(AGENT, "1.5.1", B, "{}")],
+        )
+        assert ledger.provenance_owed(TARGET) == sorted(first, key=lambda o: o.tag)
+        again = Owed(AGENT, "1.5", B, '{"n":3}')
+        ledger.record_sync(
+            source=SOURCE,
+            target=TARGET,
+            steps=[],
+            written=[],
+            started=T0,
+            finished=T0,
+            owed=[again],
+            settled=[(AGENT, "1.5.1")],
+        )
+        assert ledger.provenance_owed(TARGET) == [again]
+        assert ledger.provenance_owed("elsewhere.example") == [Owed(AGENT, "1.5.1", B, "{}")]
 
 
 def test_history_of_a_repository_lists_tags_in_version_order(location: str) -> None:
