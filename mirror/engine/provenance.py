@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -139,14 +139,21 @@ def due(owed: Iterable[Owed], steps: Iterable[TagStep], written: Iterable[TagWri
     at keeps its debt for a later run (in neither list)."""
     current = {(s.repository, s.tag): s.target_digest for s in steps}
     rewritten = {(w.repository, w.tag) for w in written}
-    plan = Attached()
+    found = Attached()
     for debt in owed:
         key = (debt.repository, debt.tag)
         if key in rewritten or (key in current and current[key] != debt.digest):
-            plan.settled.append(key)
+            found.settled.append(key)
         elif key in current:
-            plan.owed.append(debt)
-    return plan
+            found.owed.append(debt)
+    return found
+
+
+def relocked(debt: Owed) -> Owed:
+    """`debt` with its record's lock state `locked` (the run that attaches it locked
+    the tag, after the run that built it could not)."""
+    document = {**json.loads(debt.document), "lock": LOCKED}
+    return replace(debt, document=encode(document).decode())
 
 
 def attach(
@@ -201,7 +208,12 @@ def attach_provenance(
         return LOCKED if (write.repository, write.tag) in locked else UNLOCKED
 
     new = build(run, written, outcome.steps, lock_of, target.full_name)
-    earlier = due(owed, outcome.steps, outcome.result.tags)
+    carried = [o for o in owed if governance.carry_for(o.repository).provenance]
+    earlier = due(carried, outcome.steps, outcome.result.tags)
+    earlier.settled += [(o.repository, o.tag) for o in owed if o not in carried]
+    earlier.owed = [
+        relocked(o) if acr and (o.repository, o.tag) in locked else o for o in earlier.owed
+    ]
     if outcome.interrupted:
         return Attached(owed=[*new, *earlier.owed], settled=earlier.settled)
     pending = [*new, *earlier.owed]
