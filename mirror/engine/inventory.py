@@ -106,7 +106,10 @@ def _look(store: Store, held: Held, there: set[tuple[str, str]]) -> Held:
     """`held` as the registry has it: its digest, its platforms."""
     if (held.repository, held.tag) not in there:
         return replace(held, state="missing", platforms=())
-    manifest = store.get_manifest(held.repository, held.tag)
+    try:
+        manifest = store.get_manifest(held.repository, held.tag)
+    except NotFound:  # deleted between the listing and this look
+        return replace(held, state="missing", platforms=())
     platforms = tuple(
         str(child.platform)
         for child in manifest.children()

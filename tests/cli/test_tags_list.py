@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.commands import run_mirror
+from tests.support.faults import Fault, FaultProxy
 from tests.support.images import Seeder
 from tests.support.registry import Registry
 
 AGENT = "azureiotedge-agent"
 
 
-def listing(target: Registry, cwd: Path, *args: str) -> list[dict[str, Any]]:
+def listing(target: Registry | FaultProxy, cwd: Path, *args: str) -> list[dict[str, Any]]:
     result = run_mirror("tags", "list", AGENT, "--target", target.url, "-o", "json", *args, cwd=cwd)
     assert result.returncode == 0, result.stderr
     entries: list[dict[str, Any]] = json.loads(result.stdout)
@@ -70,3 +71,21 @@ def test_a_rebuild_kept_apart_is_listed_as_derived() -> None:
     assert kind_of("1.5.3") == "specific"
     assert kind_of("1.5") == "rolling"
     assert kind_of("latest") == "other"
+
+
+def test_a_tag_deleted_while_being_listed_shows_as_missing(
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder
+) -> None:
+    seeder.push_release(AGENT, "1.5.2")
+    proxy = FaultProxy(target.url).start()
+    try:
+        synced = run_mirror(
+            "sync", "--source", upstream.url, "--target", proxy.url, "--repo", AGENT, cwd=tmp_path
+        )
+        assert synced.returncode == 0, synced.stderr
+        # listed by the registry, gone by the time its manifest is asked for
+        proxy.add(Fault(r"/manifests/1\.5\.2$", status=404, body=b'{"errors":[]}'))
+        live = listing(proxy, tmp_path, "--live")
+    finally:
+        proxy.stop()
+    assert [(e["tag"], e["state"], e["platforms"]) for e in live] == [("1.5.2", "missing", [])]
