@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -37,6 +38,7 @@ from mirror.engine.connect import acr_metadata, open_store
 from mirror.engine.job import Job
 from mirror.engine.locks import lock_states
 from mirror.engine.plan import ReferrerCopy, TagStep, plan_locks
+from mirror.engine.provenance import owed_by_run, planned
 from mirror.engine.referrers import Memory
 from mirror.engine.sync import Preparation, SyncOutcome, prepare
 from mirror.errors import MirrorError
@@ -46,6 +48,7 @@ from mirror.transport.store import Store
 if TYPE_CHECKING:
     from mirror.deployment.demand import Demand
     from mirror.engine.run import RunReport
+    from mirror.ledger import Owed
 
 
 @app.command(rich_help_panel="Mirroring")
@@ -295,7 +298,8 @@ def plan(
     the signatures, SBOMs and attestations it would bring along, and for which tag.
 
     Nothing is written. Exit code 0 when the target is up to date, 3 when changes
-    are pending (including specific tags to lock on ACR, and referrers to copy), 4
+    are pending (including specific tags to lock on ACR, referrers to copy, and
+    provenance records an earlier run could not attach), 4
     when upstream rebuilt a specific tag (drift), 1 when something could not be
     looked at (a repository not listed, a manifest unfit, referrers not surveyed).
     """
@@ -303,7 +307,8 @@ def plan(
     job = _job(
         config, source, target, repo, all_tags, concurrency, from_manifests, set_values, allow
     )
-    prepared, locks = _plan(job, allow_backwards, ledger)
+    plan = _plan(job, allow_backwards, ledger)
+    prepared, locks, records = plan.prepared, plan.locks, plan.records
     _warn_unselected(job, prepared.steps)
     steps, referrers = prepared.steps, prepared.content.referrers
     for what, why in prepared.unlisted:
@@ -311,24 +316,34 @@ def plan(
     if output == Output.json:
         entries = [_step_json(step, locks.get((step.repository, step.tag))) for step in steps]
         entries += [_referrer_json(copy) for copy in referrers]
+        entries += [_record_json(debt) for debt in records]
         entries += _demand_json(job.demand, steps) if job.demand else []
         typer.echo(json.dumps(entries, indent=2))
     else:
-        _print_plan(steps, locks, referrers)
+        _print_plan(plan)
         if job.demand is not None:
             _print_demand(job.demand, steps)
     if prepared.unlisted:  # a plan that could not look everywhere is not "up to date"
         raise typer.Exit(EXIT_FAILED)
     if any(step.drift for step in steps):
         raise typer.Exit(EXIT_DRIFT)
-    if locks or referrers or any(step.pending for step in steps):
+    if locks or referrers or records or any(step.pending for step in steps):
         raise typer.Exit(EXIT_PENDING)
 
 
-def _plan(
-    job: Job, allow_backwards: bool, ledger: str | None
-) -> tuple[Preparation, dict[tuple[str, str], str]]:
-    """What a sync would do, and (ACR) the reason each tag to be locked will be."""
+@dataclass
+class _Plan:
+    """What a sync would do; the reason (ACR) each tag to be locked will be; the
+    provenance records earlier runs owe that it would attach."""
+
+    prepared: Preparation
+    locks: dict[tuple[str, str], str]
+    records: list[Owed]
+
+
+def _plan(job: Job, allow_backwards: bool, ledger: str | None) -> _Plan:
+    memory, owed = _recall(job, ledger)
+    governance = job.governance(allow_backwards)
     source = open_store(job.source, job.config)
     target = open_store(job.target, job.config)
     try:
@@ -337,29 +352,31 @@ def _plan(
             target,
             job.repositories,
             select=job.selector(),
-            governance=job.governance(allow_backwards),
+            governance=governance,
             concurrency=job.concurrency,
-            memory=_memory(job, ledger),
+            memory=memory,
         )
         metadata = acr_metadata(target, job.config)
         states = lock_states(metadata, job.repositories) if metadata else {}
     finally:
         _close(source, target)
     locks = plan_locks(prepared.steps, states) if metadata else []
-    return prepared, {(lock.repository, lock.tag): lock.reason for lock in locks}
+    reasons = {(lock.repository, lock.tag): lock.reason for lock in locks}
+    return _Plan(prepared, reasons, planned(owed, prepared.steps, governance))
 
 
-def _memory(job: Job, ledger: str | None) -> Memory | None:
-    """What the ledger remembers of the target's referrers; None (tags up to date are
-    then not asked about) when it cannot say."""
+def _recall(job: Job, ledger: str | None) -> tuple[Memory | None, list[Owed]]:
+    """What the ledger remembers of the target's referrers (None: tags up to date are
+    then not asked about), and the provenance records owed there; nothing when it
+    cannot say."""
     from mirror.ledger import Ledger
 
     try:
         with Ledger.open(ledger or job.config.ledger) as book:
-            return book.referrer_memory(job.target)
+            return book.referrer_memory(job.target), book.provenance_owed(job.target)
     except MirrorError as error:
-        logs.get_logger().warning("ledger.referrers_unread", error=str(error))
-        return None
+        logs.get_logger().warning("ledger.unread", error=str(error))
+        return None, []
 
 
 def _warn_unselected(job: Job, steps: list[TagStep]) -> None:
@@ -404,12 +421,26 @@ def _referrer_json(copy: ReferrerCopy) -> dict[str, object]:
     }
 
 
+def _record_json(debt: Owed) -> dict[str, object]:
+    return {
+        "repository": debt.repository,
+        "tag": debt.tag,
+        "action": "provenance",
+        "digest": debt.digest,
+        "reason": _owed_reason(debt),
+    }
+
+
+def _owed_reason(debt: Owed) -> str:
+    return f"provenance record owed by run {owed_by_run(debt)[:8]}: attach it"
+
+
 _COLOURS = {"create": "green", "update": "cyan", "hold": "red", "lock": "yellow"}
 
 
-def _print_plan(
-    steps: list[TagStep], locks: dict[tuple[str, str], str], referrers: list[ReferrerCopy]
-) -> None:
+def _print_plan(plan: _Plan) -> None:
+    steps, locks, records = plan.prepared.steps, plan.locks, plan.records
+    referrers = plan.prepared.content.referrers
     width = max((len(f"{s.repository}:{s.tag}") for s in steps), default=0)
     table = sys.stdout.isatty()  # a person reads it: a header, and colour on the actions
     if table and steps:
@@ -423,10 +454,14 @@ def _print_plan(
         typer.echo(f"{shown} {name:<{width}}  {reason}")
     for copy in referrers:
         typer.echo(f"{'refer':<7} {copy.repository}@{copy.digest[:19]}  {copy.reason}")
+    for debt in records:
+        name = f"{debt.repository}:{debt.tag}"
+        typer.echo(f"{'record':<7} {name:<{width}}  {_owed_reason(debt)}")
     counts = Counter(step.action.value for step in steps)
     summary = ", ".join(f"{counts[a]} {a}" for a in ("create", "update", "hold", "skip"))
     summary += f", {len(locks)} lock" if locks else ""
     summary += f", {len(referrers)} referrer" + ("s" * (len(referrers) != 1)) if referrers else ""
+    summary += f", {count(len(records), 'provenance record')}" if records else ""
     typer.echo(summary)
 
 

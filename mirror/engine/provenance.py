@@ -149,6 +149,19 @@ def due(owed: Iterable[Owed], steps: Iterable[TagStep], written: Iterable[TagWri
     return found
 
 
+def planned(owed: Iterable[Owed], steps: Sequence[TagStep], governance: Governance) -> list[Owed]:
+    """The records owed by earlier runs that a sync over `steps` would attach (what
+    `mirror plan` shows): a tag it rewrites gets a new record instead."""
+    carried = [o for o in owed if governance.carry_for(o.repository).provenance]
+    return due(carried, [s for s in steps if not s.pending], ()).owed
+
+
+def owed_by_run(debt: Owed) -> str:
+    """The id of the run that built the record."""
+    run = json.loads(debt.document).get("run", {})
+    return str(run.get("id", "")) if isinstance(run, dict) else ""
+
+
 def relocked(debt: Owed) -> Owed:
     """`debt` with its record's lock state `locked` (the run that attaches it locked
     the tag, after the run that built it could not)."""

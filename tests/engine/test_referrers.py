@@ -305,6 +305,23 @@ def test_a_record_that_failed_is_owed_and_the_next_run_attaches_it(
         assert [o.tag for o in ledger.provenance_owed(proxy.url)] == ["1.5.3"]
         assert records_of(target_seeder, release.digest) == []
 
+        plan = run_mirror(
+            "plan", "--source", upstream.url, "--target", proxy.url, "--repo", AGENT,
+            "--ledger", ledger.name, "-o", "json", cwd=Path(ledger.name).parent,
+        )  # fmt: skip
+        assert plan.returncode == 3, plan.stderr  # nothing to copy, a record to attach
+        [record] = [e for e in json.loads(plan.stdout) if e["action"] == "provenance"]
+        assert (record["tag"], record["digest"]) == ("1.5.3", release.digest)
+        assert failed.run_id and failed.run_id[:8] in record["reason"]
+        text = run_mirror(
+            "plan", "--source", upstream.url, "--target", proxy.url, "--repo", AGENT,
+            "--ledger", ledger.name, cwd=Path(ledger.name).parent,
+        ).stdout.splitlines()  # fmt: skip
+        assert [line.split()[:2] for line in text if line.startswith("record")] == [
+            ["record", f"{AGENT}:1.5.3"]
+        ]
+        assert text[-1].endswith(", 1 provenance record")
+
         proxy.faults.clear()
         again = sync(runner)
     finally:
