@@ -367,16 +367,25 @@ def _plan(job: Job, allow_backwards: bool, ledger: str | None) -> _Plan:
 
 def _recall(job: Job, ledger: str | None) -> tuple[Memory | None, list[Owed]]:
     """What the ledger remembers of the target's referrers (None: tags up to date are
-    then not asked about), and the provenance records owed there; nothing when it
-    cannot say."""
+    then not asked about), and the provenance records owed there; each read on its own,
+    so that a ledger that cannot answer one still answers the other."""
     from mirror.ledger import Ledger
 
+    memory: Memory | None = None
+    owed: list[Owed] = []
     try:
         with Ledger.open(ledger or job.config.ledger) as book:
-            return book.referrer_memory(job.target), book.provenance_owed(job.target)
+            try:
+                memory = book.referrer_memory(job.target)
+            except MirrorError as error:
+                logs.get_logger().warning("ledger.referrers_unread", error=str(error))
+            try:
+                owed = book.provenance_owed(job.target)
+            except MirrorError as error:
+                logs.get_logger().warning("ledger.provenance_unread", error=str(error))
     except MirrorError as error:
         logs.get_logger().warning("ledger.unread", error=str(error))
-        return None, []
+    return memory, owed
 
 
 def _warn_unselected(job: Job, steps: list[TagStep]) -> None:
@@ -441,7 +450,8 @@ _COLOURS = {"create": "green", "update": "cyan", "hold": "red", "lock": "yellow"
 def _print_plan(plan: _Plan) -> None:
     steps, locks, records = plan.prepared.steps, plan.locks, plan.records
     referrers = plan.prepared.content.referrers
-    width = max((len(f"{s.repository}:{s.tag}") for s in steps), default=0)
+    named = [(s.repository, s.tag) for s in steps] + [(d.repository, d.tag) for d in records]
+    width = max((len(f"{repository}:{tag}") for repository, tag in named), default=0)
     table = sys.stdout.isatty()  # a person reads it: a header, and colour on the actions
     if table and steps:
         typer.echo(typer.style(f"{'ACTION':<7} {'TAG':<{width}}  REASON", bold=True))

@@ -12,8 +12,8 @@ oras-py (`transport.artifacts`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -132,28 +132,53 @@ def build(
     ]
 
 
-def due(owed: Iterable[Owed], steps: Iterable[TagStep], written: Iterable[TagWrite]) -> Attached:
-    """Which records earlier runs still owe are due now: those whose tag this run saw
-    still at the record's digest (`owed`). A tag written again by this run gets a new
-    record, and a tag that moved needs none (`settled`); a tag the run did not look
-    at keeps its debt for a later run (in neither list)."""
-    current = {(s.repository, s.tag): s.target_digest for s in steps}
+@dataclass
+class Due:
+    """What becomes of the records earlier runs owe, given what a run saw."""
+
+    now: list[Owed] = field(default_factory=list)  # the tag is still at the digest: attach
+    settled: list[tuple[str, str]] = field(default_factory=list)  # owed no more
+    unseen: list[Owed] = field(default_factory=list)  # not looked at: ask the target
+
+
+def due(
+    owed: Iterable[Owed],
+    steps: Iterable[TagStep],
+    written: Iterable[TagWrite],
+    governance: Governance,
+    listed: Collection[str] = (),
+) -> Due:
+    """Sort the records earlier runs owe by what this run saw of their tags.
+
+    Due `now`: the tag is still at the record's digest. `settled`: the run wrote the
+    tag again (a new record comes with it), the tag moved or is gone, or the policy no
+    longer asks for records. `unseen`: the run looked at the whole repository
+    (`listed`) but not at the tag (upstream no longer lists it, or the selection left
+    it out), so only the target can say. In none of the lists: the run did not look
+    at the repository (a scoped run); the debt waits for one that does.
+    """
+    seen = {
+        (s.repository, s.tag): s.target_digest for s in steps if s.source_digest or s.target_digest
+    }
     rewritten = {(w.repository, w.tag) for w in written}
-    found = Attached()
+    found = Due()
     for debt in owed:
         key = (debt.repository, debt.tag)
-        if key in rewritten or (key in current and current[key] != debt.digest):
+        if not governance.carry_for(debt.repository).provenance or key in rewritten:
             found.settled.append(key)
-        elif key in current:
-            found.owed.append(debt)
+        elif key in seen and seen[key] == debt.digest:
+            found.now.append(debt)
+        elif key in seen:
+            found.settled.append(key)
+        elif debt.repository in listed:
+            found.unseen.append(debt)
     return found
 
 
 def planned(owed: Iterable[Owed], steps: Sequence[TagStep], governance: Governance) -> list[Owed]:
-    """The records owed by earlier runs that a sync over `steps` would attach (what
-    `mirror plan` shows): a tag it rewrites gets a new record instead."""
-    carried = [o for o in owed if governance.carry_for(o.repository).provenance]
-    return due(carried, [s for s in steps if not s.pending], ()).owed
+    """The records owed by earlier runs that a sync over `steps` would attach, of the
+    tags it saw (what `mirror plan` shows); a tag it rewrites gets a new record."""
+    return due(owed, [s for s in steps if not s.pending], (), governance).now
 
 
 def owed_by_run(debt: Owed) -> str:
@@ -162,11 +187,24 @@ def owed_by_run(debt: Owed) -> str:
     return str(run.get("id", "")) if isinstance(run, dict) else ""
 
 
-def relocked(debt: Owed) -> Owed:
-    """`debt` with its record's lock state `locked` (the run that attaches it locked
-    the tag, after the run that built it could not)."""
-    document = {**json.loads(debt.document), "lock": LOCKED}
-    return replace(debt, document=encode(document).decode())
+def look_again(target: RegistryClient, found: Due) -> None:
+    """Settle the `unseen` debts by asking the target: a tag still at the record's
+    digest is due now, one that moved or is gone is settled; a tag the target cannot
+    be asked about waits for a later run."""
+
+    def where(debt: Owed) -> str | None:
+        try:
+            there = target.resolve(debt.repository, debt.tag)
+        except MirrorError:
+            return None
+        return there.digest if there is not None else ""
+
+    for debt, digest in zip(found.unseen, map_limited(8, where, found.unseen), strict=True):
+        if digest == debt.digest:
+            found.now.append(debt)
+        elif digest is not None:
+            found.settled.append((debt.repository, debt.tag))
+    found.unseen = []
 
 
 def attach(
@@ -207,11 +245,13 @@ def attach_provenance(
     *,
     acr: bool,
     owed: Sequence[Owed] = (),
+    listed: Collection[str] = (),
 ) -> Attached:
     """A record for every tag the run wrote into the registry `target`, where the policy
     asks for one, pushed with oras-py as mirror's own identity there; and the records
-    earlier runs owe (`owed`) for tags still where they were. A run that was stopped
-    attaches nothing: what it wrote is owed."""
+    earlier runs owe (`owed`) for tags still where they were (see `due`; `listed`: the
+    repositories the run looked at in full). A run that was stopped attaches nothing:
+    what it wrote is owed."""
     written = [w for w in outcome.result.tags if governance.carry_for(w.repository).provenance]
     locked = set(outcome.locked)
 
@@ -221,15 +261,11 @@ def attach_provenance(
         return LOCKED if (write.repository, write.tag) in locked else UNLOCKED
 
     new = build(run, written, outcome.steps, lock_of, target.full_name)
-    carried = [o for o in owed if governance.carry_for(o.repository).provenance]
-    earlier = due(carried, outcome.steps, outcome.result.tags)
-    earlier.settled += [(o.repository, o.tag) for o in owed if o not in carried]
-    earlier.owed = [
-        relocked(o) if acr and (o.repository, o.tag) in locked else o for o in earlier.owed
-    ]
+    earlier = due(owed, outcome.steps, outcome.result.tags, governance, listed)
     if outcome.interrupted:
-        return Attached(owed=[*new, *earlier.owed], settled=earlier.settled)
-    pending = [*new, *earlier.owed]
+        return Attached(owed=[*new, *earlier.now], settled=earlier.settled)
+    look_again(target, earlier)
+    pending = [*new, *earlier.now]
     if not pending:
         return Attached(settled=earlier.settled)
     subjects = {w.digest: w.manifest.descriptor() for w in written}
@@ -242,6 +278,13 @@ def attach_provenance(
             raise RegistryError(f"{target.name}: {debt.repository}@{debt.digest} is gone")
         return found
 
+    done = attach(pending, subject_of, _pushing_to(target, config))
+    done.settled += earlier.settled
+    return done
+
+
+def _pushing_to(target: RegistryClient, config: Config) -> Push:
+    """How records are pushed into `target`: with oras-py, trusting what mirror trusts."""
     settings = config.registry(target.endpoint.host)
     pusher = ArtifactPusher(target, verify=str(settings.ca_bundle) if settings.ca_bundle else True)
 
@@ -250,6 +293,4 @@ def attach_provenance(
     ) -> Manifest:
         return pusher.push(repository, subject, ARTIFACT_TYPE, content, annotations)
 
-    done = attach(pending, subject_of, push)
-    done.settled += earlier.settled
-    return done
+    return push

@@ -148,6 +148,7 @@ class Runner:
                     job.config,
                     acr=metadata is not None,
                     owed=self._owed(),
+                    listed=self._listed(report.scope, outcome),
                 )
             return outcome
         finally:
@@ -161,6 +162,12 @@ class Runner:
         except MirrorError as error:
             get_logger().warning("ledger.referrers_unread", error=str(error))
             return {}
+
+    def _listed(self, scope: Scope, outcome: SyncOutcome) -> list[str]:
+        """The repositories the run looked at in full: every tag upstream lists."""
+        if not scope.every_tag or outcome.unlisted:
+            return []
+        return scope.repositories_of(self.job.repositories)
 
     def _owed(self) -> list[Owed]:
         """The provenance records earlier runs could not attach (none, if the ledger

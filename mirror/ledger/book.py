@@ -80,7 +80,7 @@ class Write(Protocol):
 class Owed:
     """A provenance record a run built but did not attach (the push failed, or the run
     was stopped first): kept until a run finds the tag still at `digest` and attaches
-    it as it was built, naming the run that wrote the tag."""
+    it as it was built, naming the run that wrote the tag, or finds the tag moved."""
 
     repository: str
     tag: str

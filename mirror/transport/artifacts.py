@@ -69,8 +69,9 @@ class ArtifactPusher:
     def __init__(self, client: RegistryClient, *, verify: bool | str = True) -> None:
         self.client = client
         self.verify = verify
-        self._configs: dict[str, threading.Lock] = {}  # repository: its empty config sent
+        self._configs: dict[str, threading.Lock] = {}  # one per repository, see _config_lock
         self._configs_lock = threading.Lock()
+        self._configs_sent: set[str] = set()  # repositories known to hold the empty config
 
     def push(
         self,
@@ -98,7 +99,9 @@ class ArtifactPusher:
         name = self.client.full_name(repository)
         container = registry.get_container(f"{self.client.endpoint.host}/{name}")
         with self._config_lock(repository):
-            _upload(registry, container, EMPTY_CONFIG, b"{}", self.client.name)
+            if repository not in self._configs_sent:
+                _upload(registry, container, EMPTY_CONFIG, b"{}", self.client.name)
+                self._configs_sent.add(repository)
         _upload(registry, container, layer, content, self.client.name)
         url = f"{self.client.endpoint.url}/v2/{name}/manifests/{manifest.digest}"
         headers = {"Content-Type": manifest.media_type}
@@ -110,9 +113,10 @@ class ArtifactPusher:
 
     def _config_lock(self, repository: str) -> threading.Lock:
         """Held while the empty config every artifact shares is sent to `repository`:
-        one push uploads it, the others find it there. Concurrent commits of one blob
-        rewrite the same link in the registry's storage, which a reader between the
-        truncation and the write sees empty (distribution's filesystem driver)."""
+        the first push sends it (or finds it there), the others skip it. Concurrent
+        commits of one blob rewrite the same link in the registry's storage, which a
+        reader between the truncation and the write sees empty (distribution's
+        filesystem driver truncates a file before writing it)."""
         with self._configs_lock:
             return self._configs.setdefault(repository, threading.Lock())
 

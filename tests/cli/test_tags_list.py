@@ -74,7 +74,7 @@ def test_a_rebuild_kept_apart_is_listed_as_derived() -> None:
 
 
 def test_a_tag_deleted_while_being_listed_shows_as_missing(
-    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder
+    tmp_path: Path, upstream: Registry, target: Registry, seeder: Seeder
 ) -> None:
     seeder.push_release(AGENT, "1.5.2")
     proxy = FaultProxy(target.url).start()

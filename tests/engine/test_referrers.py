@@ -11,7 +11,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -271,6 +271,8 @@ def test_the_records_of_one_run_send_the_empty_config_once_per_repository(
     report = sync(Runner(job(upstream.url, target.url), ledger))
     assert report.outcome is not None
     assert len(report.outcome.provenance.records) == 3  # 1.5, 1.5.2, 1.5.3, pushed at once
+    # Without the pusher's lock per repository, the 3 records pushed at once each
+    # uploaded it (3 of 3 tries); with it, one sends it and the others skip it.
     empty = quote(EMPTY_CONFIG.digest)
     uploads = [
         r for r in target.requests_since(mark) if r.method == "PUT" and f"digest={empty}" in r.path
@@ -289,28 +291,63 @@ def records_of(seeder: Seeder, subject: str) -> list[dict[str, Any]]:
     return documents
 
 
+class FaultAfterTags(Quiet):
+    """Adds `fault` to `proxy` once a tag is written: the copy is over (one tag, no
+    referrers), so only the provenance record meets it."""
+
+    def __init__(self, proxy: FaultProxy, fault: Fault) -> None:
+        super().__init__(strict=True)
+        self.proxy, self.fault = proxy, fault
+
+    def tag_done(self, write: TagWrite) -> None:
+        self.proxy.add(self.fault)
+
+
+REFUSALS = {
+    "manifest": Fault(r"/manifests/sha256:", method="PUT", status=500),  # the record itself
+    "listing": Fault(r"/manifests/sha256-", method="PUT", status=500),  # its referrers tag
+}
+
+
+def failed_record(runner: Runner, proxy: FaultProxy, refused: str) -> RunReport:
+    """A run that wrote 1.5.3 but whose provenance record was refused."""
+    fault = REFUSALS[refused]
+    with runner.exclusive():
+        failed = runner.run(FaultAfterTags(proxy, fault))
+    proxy.faults.clear()
+    assert failed.state == "failed" and fault.fired > 0
+    assert failed.outcome is not None and len(failed.outcome.result.tags) == 1
+    assert [what for what, _ in failed.outcome.failures] == [f"provenance of {AGENT}:1.5.3"]
+    return failed
+
+
+def plan_json(upstream: Registry, proxy: FaultProxy, ledger: Ledger) -> Any:
+    plan = run_mirror(
+        "plan", "--source", upstream.url, "--target", proxy.url, "--repo", AGENT,
+        "--ledger", ledger.name, "-o", "json", cwd=Path(ledger.name).parent,
+    )  # fmt: skip
+    assert plan.returncode == 3, plan.stderr  # nothing to copy, a record to attach
+    return json.loads(plan.stdout)
+
+
+@pytest.mark.parametrize("refused", sorted(REFUSALS))
 def test_a_record_that_failed_is_owed_and_the_next_run_attaches_it(
-    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder, ledger: Ledger
+    upstream: Registry,
+    target: Registry,
+    seeder: Seeder,
+    target_seeder: Seeder,
+    ledger: Ledger,
+    refused: str,
 ) -> None:
     release = seeder.push_release(AGENT, "1.5.3", oci=True)
     proxy = FaultProxy(target.url).start()
     try:
-        refusing = proxy.add(Fault(r"/manifests/sha256-", method="PUT", status=500))
         runner = Runner(job(upstream.url, proxy.url), ledger)
-        with runner.exclusive():
-            failed = runner.run(Quiet(strict=True))
-        assert failed.state == "failed" and refusing.fired > 0
-        assert failed.outcome is not None
-        assert [what for what, _ in failed.outcome.failures] == [f"provenance of {AGENT}:1.5.3"]
+        failed = failed_record(runner, proxy, refused)
         assert [o.tag for o in ledger.provenance_owed(proxy.url)] == ["1.5.3"]
         assert records_of(target_seeder, release.digest) == []
 
-        plan = run_mirror(
-            "plan", "--source", upstream.url, "--target", proxy.url, "--repo", AGENT,
-            "--ledger", ledger.name, "-o", "json", cwd=Path(ledger.name).parent,
-        )  # fmt: skip
-        assert plan.returncode == 3, plan.stderr  # nothing to copy, a record to attach
-        [record] = [e for e in json.loads(plan.stdout) if e["action"] == "provenance"]
+        [record] = [e for e in plan_json(upstream, proxy, ledger) if e["action"] == "provenance"]
         assert (record["tag"], record["digest"]) == ("1.5.3", release.digest)
         assert failed.run_id and failed.run_id[:8] in record["reason"]
         text = run_mirror(
@@ -322,16 +359,42 @@ def test_a_record_that_failed_is_owed_and_the_next_run_attaches_it(
         ]
         assert text[-1].endswith(", 1 provenance record")
 
-        proxy.faults.clear()
         again = sync(runner)
+        assert again.outcome is not None and again.outcome.result.tags == []
+        verified = run_mirror(
+            "verify", "--source", upstream.url, "--target", proxy.url, "--repo", AGENT,
+            "--ledger", ledger.name, cwd=Path(ledger.name).parent,
+        )  # fmt: skip
+        assert verified.returncode == 0, verified.stdout
+    finally:
+        proxy.stop()
+    assert ledger.provenance_owed(proxy.url) == []
+    [document] = records_of(target_seeder, release.digest)
+    assert document["run"]["id"] == failed.run_id  # the run that wrote the tag
+    assert document["tag"] == "1.5.3"
+
+
+def test_a_record_owed_for_a_tag_upstream_deleted_is_attached_if_the_target_has_it(
+    upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder, ledger: Ledger
+) -> None:
+    release = seeder.push_release(AGENT, "1.5.3", oci=True)
+    seeder.push_release(AGENT, "1.5.2", oci=True)
+    proxy = FaultProxy(target.url).start()
+    try:
+        runner = Runner(job(upstream.url, proxy.url), ledger)
+        refusal = REFUSALS["listing"]
+        with runner.exclusive():  # 1.5.2 and 1.5.3 written, both records refused
+            failed = runner.run(FaultAfterTags(proxy, refusal))
+        proxy.faults.clear()
+        assert {o.tag for o in ledger.provenance_owed(proxy.url)} == {"1.5.2", "1.5.3"}
+        seeder.delete_manifest(AGENT, release.digest)  # upstream lists 1.5.2 only
+        again = sync(runner)  # 1.5.3 not seen upstream: the target is asked
     finally:
         proxy.stop()
     assert again.outcome is not None and again.outcome.result.tags == []
     assert ledger.provenance_owed(proxy.url) == []
     [document] = records_of(target_seeder, release.digest)
-    assert document["run"]["id"] == failed.run_id  # the run that wrote the tag
-    assert document["tag"] == "1.5.3"
-    assert verify_cli(upstream, target, ledger).returncode == 0
+    assert (document["tag"], document["run"]["id"]) == ("1.5.3", failed.run_id)
 
 
 class StopAfterFirstTag(Quiet):
@@ -349,7 +412,8 @@ def test_the_tags_a_stopped_run_wrote_get_their_records_from_the_next_run(
     upstream: Registry, target: Registry, seeder: Seeder, target_seeder: Seeder, ledger: Ledger
 ) -> None:
     releases = {v: seeder.push_release(AGENT, v, oci=True) for v in ("1.5.2", "1.5.3")}
-    runner = Runner(job(upstream.url, target.url), ledger)
+    one_at_a_time = replace(job(upstream.url, target.url), concurrency=1)  # so 1 tag, not 2
+    runner = Runner(one_at_a_time, ledger)
     stop = threading.Event()
     with runner.exclusive():
         stopped = runner.run(StopAfterFirstTag(stop), stop=stop)
