@@ -2,9 +2,10 @@
 
 Counters follow each run's report: syncs by trigger and outcome, blobs by what the
 target needed (uploaded, mounted, already present), bytes copied, tag decisions,
-drift events, locks set; the transport's retries and `429` answers; the time of the last
-successful sync per repository; for release triggers, the time from the release being
-seen to its tags being mirrored; and the last verification's findings by kind.
+drift events, locks set, provenance records attached or owed; the transport's retries
+and `429` answers; the time of the last successful sync per repository; for release
+triggers, the time from the release being seen to its tags being mirrored; and the
+last verification's findings by kind.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class Metrics:
         self.tags_written = Counter("mirror_tags_written", "Tags written", registry=r)
         self.drift = Counter("mirror_drift_events", "Drift seen, by kind", ["kind"], registry=r)
         self.locks = Counter("mirror_locks_set", "Specific tags locked", registry=r)
+        self.provenance = Counter(
+            "mirror_provenance_records",
+            "Provenance records attached, or left owed to a later run",
+            ["result"],
+            registry=r,
+        )
         self.triggers = Counter(
             "mirror_triggers",
             "Triggers, by kind and what became of them",
@@ -115,6 +122,8 @@ class Metrics:
             if step.drift:
                 self.drift.labels("rebuilt-upstream").inc()
         self.locks.inc(len(outcome.locked))
+        self.provenance.labels("attached").inc(len(outcome.provenance.records))
+        self.provenance.labels("owed").inc(len(outcome.provenance.owed))
         if report.state == "completed":
             for repository in repositories:
                 self.last_success.labels(repository).set(report.finished.timestamp())

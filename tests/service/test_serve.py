@@ -392,6 +392,11 @@ def test_a_signed_release_webhook_mirrors_that_release_once(
     assert metrics[("mirror_tags_written_total", ())] == sum(
         run["written"] for run in served.runs()
     )
+    records = {
+        result: metrics[("mirror_provenance_records_total", (("result", result),))]
+        for result in ("attached", "owed")
+    }
+    assert records == {"attached": metrics[("mirror_tags_written_total", ())], "owed": 0}
     for result in ("uploaded", "mounted", "present"):
         logged = len(served.events(f"blob.{result}"))
         assert metrics[("mirror_blobs_total", (("result", result),))] == logged, result
