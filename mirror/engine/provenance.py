@@ -7,6 +7,10 @@ digests, when and by which run and version of mirror the tag was written, the
 policy's decision and the tag's lock state. It is an OCI referrer of the index
 (`subject`), so `oras discover` and any OCI 1.1 client list it; it is pushed with
 oras-py (`transport.artifacts`).
+
+A record that could not be pushed, or that a stopped run never pushed, is owed: the
+ledger keeps it as built, and a later run that finds its tag still at the same digest
+attaches it (`due`, then `attach`).
 """
 
 from __future__ import annotations
