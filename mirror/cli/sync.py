@@ -299,16 +299,16 @@ def plan(
 
     Nothing is written. Exit code 0 when the target is up to date, 3 when changes
     are pending (including specific tags to lock on ACR, referrers to copy, and
-    provenance records an earlier run could not attach), 4
-    when upstream rebuilt a specific tag (drift), 1 when something could not be
-    looked at (a repository not listed, a manifest unfit, referrers not surveyed).
+    provenance records an earlier run could not attach), 4 when upstream rebuilt a
+    specific tag (drift), 1 when something could not be looked at (a repository not
+    listed, a manifest unfit, referrers not surveyed).
     """
     logs.configure()
     job = _job(
         config, source, target, repo, all_tags, concurrency, from_manifests, set_values, allow
     )
-    plan = _plan(job, allow_backwards, ledger)
-    prepared, locks, records = plan.prepared, plan.locks, plan.records
+    found = _plan(job, allow_backwards, ledger)
+    prepared, locks, records = found.prepared, found.locks, found.records
     _warn_unselected(job, prepared.steps)
     steps, referrers = prepared.steps, prepared.content.referrers
     for what, why in prepared.unlisted:
@@ -320,7 +320,7 @@ def plan(
         entries += _demand_json(job.demand, steps) if job.demand else []
         typer.echo(json.dumps(entries, indent=2))
     else:
-        _print_plan(plan)
+        _print_plan(found)
         if job.demand is not None:
             _print_demand(job.demand, steps)
     if prepared.unlisted:  # a plan that could not look everywhere is not "up to date"
