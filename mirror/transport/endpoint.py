@@ -93,7 +93,7 @@ class Endpoint:
         port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
         if port and not 0 < int(port) < 65536:
             raise ConfigError(f"not a registry address: {text!r}: port {port} is not 1-65535")
-        if port == "443":  # one name per registry: `host:443` is `host`
+        if port == "443" and scheme == "https":  # one name per registry: `host:443` is `host`
             host = host[: -len(port) - 1]
         if scheme == "http" and not (insecure or is_loopback(host)):
             raise ConfigError(

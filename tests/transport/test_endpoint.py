@@ -18,6 +18,8 @@ from mirror.transport.store import LayoutLocation, RegistryLocation, parse_locat
         ("http://127.0.0.1:5001", "http://127.0.0.1:5001"),
         ("http://localhost:5000", "http://localhost:5000"),
         ("http://[::1]:5000", "http://[::1]:5000"),
+        ("registry.local:443", "https://registry.local"),  # the default port, one name
+        ("http://127.0.0.1:443", "http://127.0.0.1:443"),  # not http's default: kept
     ],
 )
 def test_addresses(text: str, url: str) -> None:
