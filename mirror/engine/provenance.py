@@ -96,8 +96,9 @@ def record_annotations(document: Mapping[str, Any]) -> dict[str, str]:
 @dataclass
 class Attached:
     """The records attached; those that could not be (`failures`: what, why); the
-    records still owed afterwards, and the tags whose record is owed no more
-    (`settled`: attached now, or the tag has moved on)."""
+    records this run leaves owed (its own: the ledger already keeps earlier ones), and
+    the tags whose record is owed no more (`settled`: attached now, or the tag has
+    moved on)."""
 
     records: list[Manifest] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -267,7 +268,7 @@ def attach_provenance(
     new = build(run, written, outcome.steps, lock_of, target.full_name)
     earlier = due(owed, outcome.steps, outcome.result.tags, governance, listed)
     if outcome.interrupted:
-        return Attached(owed=[*new, *earlier.now], settled=earlier.settled)
+        return Attached(owed=new, settled=earlier.settled)
     look_again(target, earlier)
     pending = [*new, *earlier.now]
     if not pending:
@@ -283,6 +284,7 @@ def attach_provenance(
         return found
 
     done = attach(pending, subject_of, _pushing_to(target, config))
+    done.owed = [debt for debt in done.owed if debt in new]  # earlier ones stay as kept
     done.settled += earlier.settled
     return done
 
