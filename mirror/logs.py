@@ -24,7 +24,7 @@ _level = logging.INFO  # `mirror -q` / `-v`
 
 
 def set_level(level: int) -> None:
-    """The level every later `configure` uses unless told otherwise (`-q`, `-v`)."""
+    """The level every later `configure` uses (`-q`, `-v`)."""
     global _level  # noqa: PLW0603  (one setting for the process, chosen by the flags)
     _level = level
     logging.getLogger(_LOGGER).setLevel(level)
@@ -95,14 +95,14 @@ def _logfmt_value(value: Any) -> str:
     return json.dumps(text)
 
 
-def configure(fmt: str = "logfmt", stream: TextIO | None = None, level: int | None = None) -> None:
-    """Send mirror's events to `stream` (stderr) in `fmt`, at `level` (default: the one
-    `set_level` chose, else info); idempotent."""
+def configure(fmt: str = "logfmt", stream: TextIO | None = None) -> None:
+    """Send mirror's events to `stream` (stderr) in `fmt`, at the level `set_level`
+    chose (else info); idempotent."""
     logger = logging.getLogger(_LOGGER)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(LineFormatter(fmt))
     logger.addHandler(handler)
-    logger.setLevel(_level if level is None else level)
+    logger.setLevel(_level)
     logger.propagate = False

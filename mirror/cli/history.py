@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mirror.cli.app import EXIT_FAILED, app, fail
-from mirror.cli.options import ConfigOption, LedgerOption, Output, OutputOption, count
+from mirror.cli.options import ConfigOption, LedgerOption, Output, OutputOption, count, iso
 
 if TYPE_CHECKING:
     from mirror.ledger import DriftEvent, Ledger, Period, PointedAt
@@ -136,10 +136,6 @@ def _when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
 def _short(digest: str | None) -> str:
     if digest is None:
         return "-"
@@ -195,9 +191,9 @@ def _period_json(period: Period) -> dict[str, Any]:
         "side": period.side,
         "digest": period.digest,
         "specific": period.specific,
-        "first_seen": _iso(period.first_seen),
-        "last_seen": _iso(period.last_seen),
-        "mirrored": _iso(period.mirrored),
+        "first_seen": iso(period.first_seen),
+        "last_seen": iso(period.last_seen),
+        "mirrored": iso(period.mirrored),
     }
 
 
@@ -207,8 +203,8 @@ def _drift_json(event: DriftEvent) -> dict[str, Any]:
         "tag": event.tag,
         "target_digest": event.target_digest,
         "source_digest": event.source_digest,
-        "first_seen": _iso(event.first_seen),
-        "last_seen": _iso(event.last_seen),
+        "first_seen": iso(event.first_seen),
+        "last_seen": iso(event.last_seen),
         "runs": event.runs,
     }
 
@@ -217,11 +213,11 @@ def _pointed_json(answer: PointedAt) -> dict[str, Any]:
     return {
         "repository": answer.repository,
         "tag": answer.tag,
-        "at": _iso(answer.when),
+        "at": iso(answer.when),
         "target_digest": answer.target_digest,
-        "target_seen": _iso(answer.target_seen),
-        "mirrored": _iso(answer.mirrored),
+        "target_seen": iso(answer.target_seen),
+        "mirrored": iso(answer.mirrored),
         "source_digest": answer.source_digest,
-        "source_seen": _iso(answer.source_seen),
+        "source_seen": iso(answer.source_seen),
         "specific": answer.specific,
     }

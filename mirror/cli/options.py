@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -138,3 +139,8 @@ AllowOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A moment for JSON output: ISO 8601 in UTC, or null."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()

@@ -328,21 +328,21 @@ class _RewriteJob:
     def _rewrite(self, path: Path) -> _Done:
         """Rewrite one file, a device config or a deployment manifest, as it is."""
         from mirror.deployment.device import (
+            DeviceConfig,
             device_secrets,
-            read_if_device_config,
+            read_deployment_file,
             rewrite_device_config,
         )
-        from mirror.deployment.document import read_document
         from mirror.deployment.rewrite import rewrite_manifest, secret_literals
         from mirror.deployment.shape import load_manifest
 
-        device = read_if_device_config(path)
-        if device is not None:
+        read = read_deployment_file(path)
+        if isinstance(read, DeviceConfig):
             result = rewrite_device_config(
-                device, self.target, pin=self.pin, resolver=self.resolver, settings=self.settings
+                read, self.target, pin=self.pin, resolver=self.resolver, settings=self.settings
             )
-            return _Done(path, result, device_secrets(device), "[agent.config.auth]")
-        manifest = load_manifest(read_document(path))
+            return _Done(path, result, device_secrets(read), "[agent.config.auth]")
+        manifest = load_manifest(read)
         result = rewrite_manifest(
             manifest, self.target, pin=self.pin, resolver=self.resolver, settings=self.settings
         )

@@ -27,6 +27,7 @@ from mirror.cli.options import (
     LedgerOption,
     LogFormat,
     Output,
+    OutputOption,
     RepoOption,
     SetOption,
     SourceOption,
@@ -259,7 +260,7 @@ def _report(outcome: SyncOutcome, seconds: float) -> None:
         "sync.done",
         tags_written=len(result.tags),
         tags_planned=len(pending),
-        tags_up_to_date=sum(1 for s in outcome.steps if s.action == "skip" and s.source_digest),
+        tags_up_to_date=outcome.up_to_date,
         blobs_uploaded=result.uploaded,
         blobs_mounted=result.mounted,
         blobs_present=result.present,
@@ -292,7 +293,7 @@ def plan(
     from_manifests: FromManifestsOption = None,
     set_values: SetOption = None,
     allow: AllowOption = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help="text or json.")] = Output.text,
+    output: OutputOption = Output.text,
 ) -> None:
     """Show what a sync would do, per tag: create, update, skip or hold, and why; then
     the signatures, SBOMs and attestations it would bring along, and for which tag.
@@ -470,7 +471,7 @@ def _print_plan(plan: _Plan) -> None:
     counts = Counter(step.action.value for step in steps)
     summary = ", ".join(f"{counts[a]} {a}" for a in ("create", "update", "hold", "skip"))
     summary += f", {len(locks)} lock" if locks else ""
-    summary += f", {len(referrers)} referrer" + ("s" * (len(referrers) != 1)) if referrers else ""
+    summary += f", {count(len(referrers), 'referrer')}" if referrers else ""
     summary += f", {count(len(records), 'provenance record')}" if records else ""
     typer.echo(summary)
 

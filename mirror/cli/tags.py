@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mirror.cli.app import EXIT_FAILED, app
-from mirror.cli.options import ConfigOption, LedgerOption, Output, OutputOption, count
+from mirror.cli.options import ConfigOption, LedgerOption, Output, OutputOption, count, iso
 
 if TYPE_CHECKING:
     from mirror.engine.inventory import Held
@@ -108,7 +108,7 @@ def _held_json(held: Held) -> dict[str, Any]:
         "kind": held.kind,
         "state": held.state,
         "digest": held.digest,
-        "mirrored": held.mirrored.isoformat() if held.mirrored else None,
+        "mirrored": iso(held.mirrored),
         "platforms": list(held.platforms) if held.platforms is not None else None,
         "locked": held.locked,
     }

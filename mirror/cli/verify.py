@@ -20,9 +20,8 @@ from mirror.cli.options import (
     TargetOption,
     count,
 )
-from mirror.engine.connect import open_store
 from mirror.engine.job import Job
-from mirror.engine.verify import Verification, expectations, mirrored_tags, verify
+from mirror.engine.verify import Verification, mirrored_tags, verify_job
 from mirror.transport.store import Store
 
 
@@ -64,18 +63,10 @@ def verify_command(
 
     job = Job.from_options(config, source, target, repo, False, concurrency, deployments=True)
     logs.configure()
-    source_store = open_store(job.source, job.config)
-    target_store = open_store(job.target, job.config)
-    try:
-        wanted = _wanted(target_store, job, refs or [])
-        with Ledger.open(ledger or job.config.ledger) as book:
-            expect = expectations(job, book, target_store, wanted)
-        found = verify(
-            source_store, target_store, wanted, expect, deep=deep, concurrency=job.concurrency
+    with Ledger.open(ledger or job.config.ledger) as book:
+        found = verify_job(
+            job, book, choose=lambda store: _wanted(store, job, refs or []), deep=deep
         )
-    finally:
-        source_store.close()
-        target_store.close()
     _print(found, output)
     raise typer.Exit(found.exit_code)
 
@@ -97,10 +88,7 @@ def _print(found: Verification, output: Output) -> None:
     if output == Output.json:
         document = {
             "tags": [{"repository": r, "tag": t, "digest": d} for r, t, d in found.tags],
-            "findings": [
-                {"kind": f.kind, "repository": f.repository, "tag": f.tag, "detail": f.detail}
-                for f in found.findings
-            ],
+            "findings": [finding.to_json() for finding in found.findings],
             "exit_code": found.exit_code,
         }
         typer.echo(json.dumps(document, indent=2))

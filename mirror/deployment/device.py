@@ -27,9 +27,9 @@ from tomlkit.exceptions import ParseError
 from tomlkit.items import InlineTable, Item, String, StringType, Table
 from tomlkit.toml_document import TOMLDocument
 
-from mirror.deployment.document import decode
+from mirror.deployment.document import Document, decode, parse_document, read_bytes
 from mirror.deployment.edits import Change, ChangeKind
-from mirror.deployment.errors import DeploymentFileError, UnreadableFile
+from mirror.deployment.errors import DeploymentFileError
 from mirror.deployment.images import classify, find_placeholders
 from mirror.deployment.resolvers import PinMode, Resolver, TagResolver, Target
 from mirror.deployment.rewrite import LeftAlone, Reason, RewriteResult, image_outcome
@@ -140,23 +140,23 @@ def parse_device_config(data: bytes | str, file: str) -> DeviceConfig:
 
 
 def read_device_config(path: str | Path) -> DeviceConfig:
-    return parse_device_config(_read_text(path), str(path))
+    return parse_device_config(read_bytes(path, str(path)), str(path))
+
+
+def read_deployment_file(path: str | Path) -> DeviceConfig | Document:
+    """The file at `path`, read once: a device config, or else a deployment manifest's
+    JSON; raises `DeploymentFileError` for a file that cannot be read or parsed."""
+    text = decode(read_bytes(path, str(path)), str(path))
+    if is_device_config(path, text):
+        return parse_device_config(text, str(path))
+    return parse_document(text, str(path))
 
 
 def read_if_device_config(path: str | Path) -> DeviceConfig | None:
-    """The device config at `path`, or None when the file is something else (a
-    deployment manifest); raises `DeploymentFileError` for a config that cannot be
-    read or parsed."""
-    text = _read_text(path)
+    """The device config at `path`, or None when the file is something else; raises
+    `DeploymentFileError` for a config that cannot be read or parsed."""
+    text = decode(read_bytes(path, str(path)), str(path))
     return parse_device_config(text, str(path)) if is_device_config(path, text) else None
-
-
-def _read_text(path: str | Path) -> str:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UnreadableFile(str(path), f"cannot read: {exc.strerror or exc}") from None
-    return decode(data, str(path))
 
 
 # Keys whose values a printed diff must not show: the pull password, and the device's

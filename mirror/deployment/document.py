@@ -168,11 +168,16 @@ class Document:
 def read_document(path: str | Path, display_name: str | None = None) -> Document:
     """Read and parse the JSON file at `path`; errors name `display_name` (or the path)."""
     name = display_name or str(path)
+    return parse_document(read_bytes(path, name), name)
+
+
+def read_bytes(path: str | Path, name: str) -> bytes:
+    """The bytes of the file at `path`; an `UnreadableFile` naming `name` if it cannot be
+    read."""
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
         raise UnreadableFile(name, f"cannot read: {exc.strerror or exc}") from None
-    return parse_document(data, name)
 
 
 def decode(data: bytes, file: str) -> str:

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mirror.engine.pool import map_limited
-from mirror.errors import NotFound
 from mirror.governance.audit import LockStates, RepositoryState, newest_of_line
 from mirror.governance.selection import Selector
 from mirror.governance.versions import TagKind, parse_tag
+from mirror.transport.store import tags_or_empty
 
 if TYPE_CHECKING:
     from mirror.ledger import Ledger
@@ -53,7 +53,8 @@ def _gather_one(
     locks: LockStates | None,
     concurrency: int,
 ) -> RepositoryState:
-    target_tags, upstream_tags = _tags(target, repository), _tags(source, repository)
+    target_tags = tags_or_empty(target, repository)
+    upstream_tags = tags_or_empty(source, repository)
     judged = select(repository, sorted(set(target_tags) | set(upstream_tags)))
     verdicts = {v.tag: v for v in judged if v.tag in target_tags}
     wanted = _upstream_wanted(target_tags, upstream_tags)
@@ -77,13 +78,6 @@ def _gather_one(
         recorded,
         _lock_states(locks, repository, target_tags),
     )
-
-
-def _tags(store: Store, repository: str) -> list[str]:
-    try:
-        return store.list_tags(repository)
-    except NotFound:
-        return []
 
 
 def _upstream_wanted(target_tags: Sequence[str], upstream_tags: Sequence[str]) -> list[str]:

@@ -20,7 +20,7 @@ from mirror.errors import NotFound
 from mirror.governance.decide import rebuilt_from
 from mirror.governance.versions import parse_tag
 from mirror.transport.acr.metadata import AcrMetadata
-from mirror.transport.store import Store
+from mirror.transport.store import Store, tags_or_empty
 
 if TYPE_CHECKING:
     from mirror.ledger import Ledger
@@ -74,7 +74,7 @@ def with_registry(
     concurrency: int = 8,
 ) -> list[Held]:
     """`recorded` checked against the registry itself (see the module docstring)."""
-    listed = map_limited(concurrency, lambda repo: _tags(store, repo), repositories)
+    listed = map_limited(concurrency, lambda repo: tags_or_empty(store, repo), repositories)
     locks = lock_states(metadata, repositories, concurrency) if metadata else {}
     known = {(h.repository, h.tag): h for h in recorded}
     entries = list(recorded)
@@ -93,13 +93,6 @@ def with_registry(
         ),
         key=lambda held: (held.repository, parse_tag(held.tag).sort_key),
     )
-
-
-def _tags(store: Store, repository: str) -> list[str]:
-    try:
-        return store.list_tags(repository)
-    except NotFound:
-        return []
 
 
 def _look(store: Store, held: Held, there: set[tuple[str, str]]) -> Held:

@@ -16,15 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mirror.digest import is_digest
-from mirror.engine.plan import Observed, TagStep, plan_tags
+from mirror.engine.plan import Observed, TagStep, in_version_order, plan_tags
 from mirror.engine.pool import map_limited
 from mirror.errors import DigestMismatch, ManifestError, MirrorError, NotFound
 from mirror.governance.decide import Action, Governance, rebuilt_from
 from mirror.governance.scope import EVERYTHING, Scope
 from mirror.governance.selection import Selector
-from mirror.governance.versions import parse_tag
 from mirror.manifest import Manifest
-from mirror.transport.store import Store
+from mirror.transport.store import Store, tags_or_empty
 
 
 @dataclass
@@ -43,9 +42,7 @@ class Observation:
         """The plan for every tag, decided or skipped, per repository in IoT Edge
         version order (lines, then versions, then the rolling tag)."""
         decided = plan_tags(self.observed, governance, self.derived)
-        return sorted(
-            [*decided, *self.skipped], key=lambda s: (s.repository, parse_tag(s.tag).sort_key)
-        )
+        return in_version_order([*decided, *self.skipped])
 
     def present(self) -> set[tuple[str, str]]:
         """(repository, digest) of the manifests target tags already point at."""
@@ -127,7 +124,7 @@ def _listings(
     def listing(job: tuple[bool, str]) -> list[str] | MirrorError:
         from_source, repo = job
         try:
-            return source.list_tags(repo) if from_source else _tags_or_none(target, repo)
+            return source.list_tags(repo) if from_source else tags_or_empty(target, repo)
         except MirrorError as error:
             return error
 
@@ -170,10 +167,3 @@ def _manifest_or_none(store: Store, repository: str, tag: str) -> Manifest | Non
         return store.get_manifest(repository, tag)
     except NotFound:  # deleted since the tag listing
         return None
-
-
-def _tags_or_none(store: Store, repository: str) -> list[str]:
-    try:
-        return store.list_tags(repository)
-    except NotFound:
-        return []

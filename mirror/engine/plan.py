@@ -80,7 +80,13 @@ def plan_tags(
         target.update({o.tag: o.target.digest for o in items if o.target is not None})
         for item in items:
             steps += _decide(item, upstream, target, governance)
-    return sorted(steps, key=lambda step: (step.repository, step.tag))
+    return in_version_order(steps)
+
+
+def in_version_order(steps: Iterable[TagStep]) -> list[TagStep]:
+    """Per repository, in IoT Edge version order: lines, then versions, then the
+    rolling tag (as `mirror plan` lists them)."""
+    return sorted(steps, key=lambda step: (step.repository, parse_tag(step.tag).sort_key))
 
 
 def _decide(

@@ -41,7 +41,7 @@ from mirror.engine.referrers import (
     subjects_of_unknown,
     survey,
 )
-from mirror.governance.decide import Governance
+from mirror.governance.decide import Action, Governance
 from mirror.governance.scope import EVERYTHING, Scope
 from mirror.governance.selection import Selector, select_all
 from mirror.manifest import Manifest
@@ -89,6 +89,11 @@ class SyncOutcome:
         return (
             self.unlisted + self.result.failures + self.locking.failures + self.provenance.failures
         )
+
+    @property
+    def up_to_date(self) -> int:
+        """Tags upstream has that the target already holds as they are (skipped)."""
+        return sum(1 for s in self.steps if s.action is Action.SKIP and s.source_digest)
 
     @property
     def ok(self) -> bool:

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mirror import digest as _digest
+from mirror.engine.connect import open_store
 from mirror.engine.pool import map_limited
 from mirror.engine.provenance import ARTIFACT_TYPE
 from mirror.errors import MirrorError, NotFound
 from mirror.governance.versions import parse_tag, sort_tags
 from mirror.manifest import Descriptor, Manifest
 from mirror.transport.registry import RegistryClient
-from mirror.transport.store import Store
+from mirror.transport.store import Store, tags_or_empty
 
 if TYPE_CHECKING:
     from mirror.engine.job import Job
@@ -54,6 +55,10 @@ class Finding:
     repository: str
     tag: str
     detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "repository": self.repository, "tag": self.tag,
+                "detail": self.detail}  # fmt: skip
 
 
 @dataclass
@@ -84,11 +89,8 @@ def mirrored_tags(target: Store, repositories: Iterable[str]) -> list[tuple[str,
     repository it does not have)."""
     wanted = []
     for repository in repositories:
-        try:
-            tags = sort_tags(parse_tag(tag) for tag in target.list_tags(repository))
-            wanted += [(repository, tag.text) for tag in tags]
-        except NotFound:
-            continue
+        tags = sort_tags(parse_tag(tag) for tag in tags_or_empty(target, repository))
+        wanted += [(repository, tag.text) for tag in tags]
     return wanted
 
 
@@ -115,6 +117,26 @@ def expectations(
         provenance=lambda repository: registry and governance.carry_for(repository).provenance,
         referrers=referrers,
     )
+
+
+Choose = Callable[[Store], Sequence[tuple[str, str]]]
+
+
+def verify_job(
+    job: Job, ledger: Ledger, *, choose: Choose | None = None, deep: bool = False
+) -> Verification:
+    """Verify `job`'s target on stores of its own (what it learns of the registries, or
+    a failure, stays with it): the (repository, tag) pairs `choose` picks there, by
+    default every tag of the job's repositories."""
+    source = open_store(job.source, job.config)
+    target = open_store(job.target, job.config)
+    try:
+        wanted = choose(target) if choose else mirrored_tags(target, job.repositories)
+        expect = expectations(job, ledger, target, wanted)
+        return verify(source, target, wanted, expect, deep=deep, concurrency=job.concurrency)
+    finally:
+        source.close()
+        target.close()
 
 
 def verify(

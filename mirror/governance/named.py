@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mirror.digest import is_digest
+from mirror.governance.audit import newest_of_line
 from mirror.governance.selection import Selector, Verdict
 from mirror.governance.versions import Tag, TagKind, parse_tag
 
@@ -80,16 +81,9 @@ class Naming:
 
 
 def _newest_of_line(reference: str, tags: Sequence[str]) -> Tag | None:
-    """For a rolling tag, the newest specific tag of its line (and variant) in `tags`."""
+    """For a rolling tag, the newest released specific tag of its line (and variant) in
+    `tags`; a prerelease is never what a rolling tag stands for."""
     rolling = parse_tag(reference)
     if rolling.kind is not TagKind.ROLLING:
         return None
-    family = [
-        tag
-        for tag in map(parse_tag, tags)
-        if tag.version is not None
-        and not tag.prerelease
-        and tag.line == rolling.line
-        and (tag.arch, tag.debug) == (rolling.arch, rolling.debug)
-    ]
-    return max(family, key=lambda tag: tag.sort_key, default=None)
+    return newest_of_line(rolling, [t for t in tags if not parse_tag(t).prerelease])

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mirror.engine.connect import open_store
 from mirror.engine.run import Runner
-from mirror.engine.verify import EXIT_CODES, Verification, expectations, mirrored_tags, verify
+from mirror.engine.verify import EXIT_CODES, Verification, verify_job
 from mirror.errors import MirrorError
 from mirror.logs import get_logger
 from mirror.service.metrics import Metrics
@@ -36,10 +35,7 @@ class Checked:
             "seconds": round(self.seconds, 2),
             "tags": len(self.found.tags),
             "exit_code": self.found.exit_code,
-            "findings": [
-                {"kind": f.kind, "repository": f.repository, "tag": f.tag, "detail": f.detail}
-                for f in self.found.findings
-            ],
+            "findings": [finding.to_json() for finding in self.found.findings],
         }
 
 
@@ -61,7 +57,7 @@ class Verifier:
                 log.info("verify.skipped", reason="a sync is running")
                 return None
             try:
-                found = self._verify()
+                found = verify_job(self.runner.job, self.runner.ledger, deep=self.deep)
             except MirrorError as error:
                 get_logger().error("verify.failed", error=str(error))
                 return None
@@ -69,22 +65,6 @@ class Verifier:
         self.last = checked
         self._report(checked)
         return checked
-
-    def _verify(self) -> Verification:
-        """One verification, on stores of its own (as a run has): what it learns of the
-        registries, or a failure, stays with it."""
-        job = self.runner.job
-        source = open_store(job.source, job.config)
-        target = open_store(job.target, job.config)
-        try:
-            wanted = mirrored_tags(target, job.repositories)
-            expect = expectations(job, self.runner.ledger, target, wanted)
-            return verify(
-                source, target, wanted, expect, deep=self.deep, concurrency=job.concurrency
-            )
-        finally:
-            source.close()
-            target.close()
 
     def _report(self, checked: Checked) -> None:
         found = checked.found

@@ -69,9 +69,8 @@ class ArtifactPusher:
     def __init__(self, client: RegistryClient, *, verify: bool | str = True) -> None:
         self.client = client
         self.verify = verify
-        self._configs: dict[str, threading.Lock] = {}  # one per repository, see _config_lock
-        self._configs_lock = threading.Lock()
         self._configs_sent: set[str] = set()  # repositories known to hold the empty config
+        self._configs_lock = threading.Lock()  # see _send_config
 
     def push(
         self,
@@ -98,10 +97,7 @@ class ArtifactPusher:
         registry = self._registry(repository, subject.digest)
         name = self.client.full_name(repository)
         container = registry.get_container(f"{self.client.endpoint.host}/{name}")
-        with self._config_lock(repository):
-            if repository not in self._configs_sent:
-                _upload(registry, container, EMPTY_CONFIG, b"{}", self.client.name)
-                self._configs_sent.add(repository)
+        self._send_config(registry, container, repository)
         _upload(registry, container, layer, content, self.client.name)
         url = f"{self.client.endpoint.url}/v2/{name}/manifests/{manifest.digest}"
         headers = {"Content-Type": manifest.media_type}
@@ -111,14 +107,16 @@ class ArtifactPusher:
             self.client.list_referrer(repository, subject.digest, manifest)
         return manifest
 
-    def _config_lock(self, repository: str) -> threading.Lock:
-        """Held while the empty config every artifact shares is sent to `repository`:
-        the first push sends it (or finds it there), the others skip it. Concurrent
-        commits of one blob rewrite the same link in the registry's storage, which a
-        reader between the truncation and the write sees empty (distribution's
-        filesystem driver truncates a file before writing it)."""
+    def _send_config(self, registry: Any, container: Any, repository: str) -> None:
+        """Send the empty config every artifact shares to `repository` once: the first
+        push sends it (or finds it there), the others skip it. Concurrent commits of one
+        blob rewrite the same link in the registry's storage, which a reader between
+        the truncation and the write sees empty (distribution's filesystem driver
+        truncates a file before writing it)."""
         with self._configs_lock:
-            return self._configs.setdefault(repository, threading.Lock())
+            if repository not in self._configs_sent:
+                _upload(registry, container, EMPTY_CONFIG, b"{}", self.client.name)
+                self._configs_sent.add(repository)
 
     def _registry(self, repository: str, reference: str) -> Any:
         endpoint = self.client.endpoint

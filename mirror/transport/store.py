@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from mirror.errors import ConfigError
+from mirror.errors import ConfigError, NotFound
 from mirror.manifest import Descriptor, Manifest
 from mirror.referrers import Referrers
 from mirror.transport.endpoint import Endpoint
@@ -67,6 +67,14 @@ class Store(Protocol):
     def put_referrer(self, repository: str, referrer: Manifest) -> None: ...
 
     def close(self) -> None: ...
+
+
+def tags_or_empty(store: Store, repository: str) -> list[str]:
+    """The tags of `repository`; none when `store` does not have the repository."""
+    try:
+        return store.list_tags(repository)
+    except NotFound:
+        return []
 
 
 @dataclass(frozen=True, slots=True)

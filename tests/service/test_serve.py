@@ -199,6 +199,16 @@ def write_config(directory: Path, settings: dict[str, Any]) -> Path:
     return path
 
 
+def line_1_5(upstream: Registry, target: Registry, **service: Any) -> dict[str, Any]:
+    """Settings that mirror line 1.5 from `upstream` to `target`, with `service_settings`."""
+    return {
+        "source": upstream.url,
+        "target": target.url,
+        "lines": ["1.5"],
+        "service": service_settings(**service),
+    }
+
+
 def service_settings(**service: Any) -> dict[str, Any]:
     """A `service:` section with every trigger off unless asked for, the three webhooks
     on, and a schedule far away."""
@@ -333,12 +343,7 @@ def test_a_signed_release_webhook_mirrors_that_release_once(
 ) -> None:
     for version in ("1.5.0", "1.5.1"):
         release(seeder, version)
-    settings = {
-        "source": upstream.url,
-        "target": target.url,
-        "lines": ["1.5"],
-        "service": service_settings(max_body_bytes=4096),
-    }
+    settings = line_1_5(upstream, target, max_body_bytes=4096)
     served = serve(settings)
     served.wait_runs(1)
     assert same_in_target(seeder, target_seeder, "1.5.0", "1.5.1", "1.5")
@@ -471,12 +476,7 @@ def test_a_rolling_tag_moved_upstream_syncs_within_one_watch_interval(
     target_seeder: Seeder,
 ) -> None:
     release(seeder, "1.5.0")
-    settings = {
-        "source": upstream.url,
-        "target": target.url,
-        "lines": ["1.5"],
-        "service": service_settings(tag_watch={"every": "1s"}),
-    }
+    settings = line_1_5(upstream, target, tag_watch={"every": "1s"})
     served = serve(settings)
     served.wait_runs(1)
     served.wait_until("a first look at the rolling tags", lambda: bool(served.events("run.done")))
@@ -503,13 +503,7 @@ def test_two_replicas_on_one_postgresql_ledger_run_one_sync_for_one_trigger(
 ) -> None:
     release(seeder, "1.5.0")
     ledger = postgres.create_database()
-    settings = {
-        "source": upstream.url,
-        "target": target.url,
-        "lines": ["1.5"],
-        "ledger": ledger,
-        "service": service_settings(run_at_start=False),
-    }
+    settings = line_1_5(upstream, target, run_at_start=False) | {"ledger": ledger}
     replicas = [serve(settings, "one"), serve(settings, "two")]
     body = release_event("1.5.0")
     delivery = str(uuid.uuid4())
@@ -549,12 +543,7 @@ def test_sigterm_stops_a_copy_at_a_safe_point_and_the_next_run_completes(
         for version in ("1.5.0", "1.5.1", "1.5.2", "1.5.3")
         for p in release(seeder, version, layer_size=3 * 1024 * 1024)
     ]
-    settings = {
-        "source": upstream.url,
-        "target": target.url,
-        "lines": ["1.5"],
-        "service": service_settings(grace_period="10s"),
-    }
+    settings = line_1_5(upstream, target, grace_period="10s")
     served = serve(settings)
     served.wait_until(
         "blob uploads under way",
@@ -592,12 +581,7 @@ def test_verify_runs_on_its_schedule_and_reports_what_it_finds(
     target_seeder: Seeder,
 ) -> None:
     release(seeder, "1.5.0")
-    settings = {
-        "source": upstream.url,
-        "target": target.url,
-        "lines": ["1.5"],
-        "service": service_settings(verify={"every": "1s"}),
-    }
+    settings = line_1_5(upstream, target, verify={"every": "1s"})
     served = serve(settings)
     served.wait_runs(1)
 

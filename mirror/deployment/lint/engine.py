@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirror.deployment.device import DeviceConfig, read_if_device_config
+from mirror.deployment.device import DeviceConfig, read_deployment_file
 from mirror.deployment.document import Document, parse_document, read_document
 from mirror.deployment.errors import DeploymentFileError
 from mirror.deployment.lint import containers, credentials, edgehub, images, structure
@@ -188,8 +188,8 @@ def lint_paths(
 
 def _lint_file(path: str | Path, settings: LintSettings, catalog: RuntimeCatalog) -> list[Finding]:
     """The findings on one file, a device config or a deployment manifest."""
-    device = read_if_device_config(path)
-    if device is not None:
-        return lint_device_config(device, settings, catalog)
-    manifest = load_manifest(read_document(path), template=settings.template)
+    read = read_deployment_file(path)
+    if isinstance(read, DeviceConfig):
+        return lint_device_config(read, settings, catalog)
+    manifest = load_manifest(read, template=settings.template)
     return lint_manifest(manifest, settings, catalog)
