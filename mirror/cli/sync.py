@@ -223,7 +223,7 @@ def _close(*stores: Store) -> None:
 def _say(outcome: SyncOutcome, seconds: float) -> None:
     """The end of a run, for a person at a terminal: a sentence or two."""
     result = outcome.result
-    checked = sum(1 for s in outcome.steps if s.source_digest and not s.pending)
+    checked = outcome.up_to_date
     if result.tags:
         extra = f", {count(len(result.referrers), 'referrer')}" if result.referrers else ""
         typer.echo(
